@@ -1,1 +1,150 @@
-fn main() {}
+//! # wasmbeam (the CLI)
+//!
+//! The project's one binary. Subcommands:
+//!
+//! * `wasmbeam inspect FILE` — load a Beam `Pipeline` (binary proto, proto
+//!   JSON or text format) and print its transform tree, PCollections and
+//!   coders, windowing strategies, environments, and what wasmbeam can and
+//!   cannot run, with reasons.
+//! * `wasmbeam convert FILE --to json|text|binary [-o OUT]` — re-encode a
+//!   pipeline in another of the three formats.
+//!
+//! Exit codes: 0 success; 1 the work failed; 2 bad input (unreadable or
+//! malformed file, invalid pipeline, bad usage). On failure the first line on
+//! stderr is a one-line cause.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use wasmbeam_proto::load::{self, Format};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmbeam",
+    version,
+    about = "A portable Apache Beam runner for WebAssembly UDFs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a Beam pipeline and say whether wasmbeam can run it.
+    Inspect {
+        /// A Beam `Pipeline` in binary proto, proto JSON or proto text format.
+        file: PathBuf,
+        /// Input format; by default from the extension, else sniffed.
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+    },
+    /// Re-encode a Beam pipeline in another format.
+    Convert {
+        /// The input pipeline (any format).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum)]
+        to: FormatArg,
+        /// Output file; stdout when absent.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Binary,
+    Json,
+    Text,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Binary => Format::Binary,
+            FormatArg::Json => Format::Json,
+            FormatArg::Text => Format::Text,
+        }
+    }
+}
+
+/// A failure with its exit code; the message's first line is the cause.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn bad_input(e: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: e.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMBEAM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { file, format } => inspect(&file, format.map(Into::into)),
+        Command::Convert { file, to, output } => convert(&file, to.into(), output),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            let mut chain = f.error.chain();
+            if let Some(first) = chain.next() {
+                eprintln!("error: {first}");
+            }
+            for cause in chain {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn read_pipeline(
+    file: &std::path::Path,
+    format: Option<Format>,
+) -> Result<(wasmbeam_proto::pipeline::v1::Pipeline, Format, usize), Failure> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| bad_input(anyhow::anyhow!("cannot read {}: {e}", file.display())))?;
+    let format = format
+        .or_else(|| Format::from_extension(file))
+        .unwrap_or_else(|| Format::sniff(&bytes));
+    let p = load::decode(&bytes, format, &file.display().to_string()).map_err(bad_input)?;
+    Ok((p, format, bytes.len()))
+}
+
+fn inspect(file: &std::path::Path, format: Option<Format>) -> Result<(), Failure> {
+    let (pipeline, format, size) = read_pipeline(file, format)?;
+    let view = wasmbeam_plan::PipelineView::new(&pipeline)
+        .map_err(|e| bad_input(anyhow::anyhow!("{}: invalid pipeline: {e}", file.display())))?;
+    println!("Pipeline {} ({format}, {size} bytes)\n", file.display());
+    print!("{}", wasmbeam_plan::inspect::render(&view));
+    Ok(())
+}
+
+fn convert(file: &std::path::Path, to: Format, output: Option<PathBuf>) -> Result<(), Failure> {
+    use wasmbeam_proto::prost::Message;
+    let (pipeline, _, _) = read_pipeline(file, None)?;
+    let bytes = match to {
+        Format::Binary => pipeline.encode_to_vec(),
+        Format::Json => (load::to_json(&pipeline).map_err(bad_input)? + "\n").into_bytes(),
+        Format::Text => load::to_text(&pipeline).map_err(bad_input)?.into_bytes(),
+    };
+    let written = match &output {
+        Some(path) => std::fs::write(path, &bytes)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display())),
+        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(Into::into),
+    };
+    written.map_err(|error| Failure { code: 1, error })
+}

@@ -25,6 +25,7 @@
 
 pub mod load;
 pub mod urns;
+pub mod wasmbeam_urns;
 
 /// The generated code, nested by proto package so prost's relative paths resolve.
 #[allow(missing_docs, clippy::all, rustdoc::all)]

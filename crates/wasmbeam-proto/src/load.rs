@@ -191,12 +191,15 @@ fn text_detail(text: &str, e: &prost_reflect::text_format::ParseError) -> String
 }
 
 fn text_error_offset(e: &prost_reflect::text_format::ParseError) -> Option<usize> {
-    // ParseError implements miette::Diagnostic only behind a feature; its
-    // Debug form carries the span as `span: SourceSpan { offset: SourceOffset(N), ..`.
+    // Without prost-reflect's `miette` feature the span is private; its Debug
+    // form carries it as `span: START..END`.
     let dbg = format!("{e:?}");
-    let at = dbg.find("offset: SourceOffset(")? + "offset: SourceOffset(".len();
-    let end = dbg[at..].find(')')? + at;
-    dbg[at..end].parse().ok()
+    let at = dbg.find("span: ")? + "span: ".len();
+    let digits: String = dbg[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
 }
 
 /// Describe where binary input breaks: the first byte offset at which the

@@ -1,0 +1,132 @@
+//! What wasmbeam can run: one table, consulted by `inspect`, by validation
+//! before a run, and by the job service before it accepts a job.
+//!
+//! Each transform in the tree gets a [`Support`] verdict. Composites that the
+//! runner implements directly (combine-per-key with a WASM CombineFn,
+//! reshuffle) are taken whole; other composites are judged by their parts.
+
+use prost::Message;
+use wasmbeam_proto::pipeline::v1::{CombinePayload, PTransform, ParDoPayload};
+use wasmbeam_proto::urns::{
+    standard_p_transforms::{combine_components, composites, deprecated_primitives, primitives},
+    standard_side_input_types::enum_ as side_inputs,
+};
+use wasmbeam_proto::wasmbeam_urns as ours;
+
+/// How the runner handles one transform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    /// A Beam primitive or IO that the runner executes itself.
+    Native(&'static str),
+    /// A ParDo or combine whose user function is a WASM component.
+    Wasm(&'static str),
+    /// A composite judged by its subtransforms.
+    Composite,
+    /// Not runnable; the reason is for humans.
+    Unsupported(String),
+}
+
+impl Support {
+    /// True unless [`Support::Unsupported`].
+    pub fn is_supported(&self) -> bool {
+        !matches!(self, Support::Unsupported(_))
+    }
+}
+
+/// The verdict for one transform, looking only at the transform itself.
+pub fn classify(t: &PTransform) -> Support {
+    let urn = t.spec.as_ref().map(|s| s.urn.as_str()).unwrap_or("");
+    let payload = t.spec.as_ref().map(|s| s.payload.as_slice()).unwrap_or(&[]);
+    let has_parts = !t.subtransforms.is_empty();
+    match urn {
+        u if u == primitives::IMPULSE => Support::Native("impulse"),
+        u if u == primitives::GROUP_BY_KEY => Support::Native("group by key"),
+        u if u == primitives::FLATTEN => Support::Native("flatten"),
+        u if u == primitives::ASSIGN_WINDOWS => Support::Native("assign windows"),
+        u if u == composites::RESHUFFLE => Support::Native("reshuffle"),
+        u if u == ours::READ_TEXT => Support::Native("read text files"),
+        u if u == ours::WRITE_TEXT => Support::Native("write text files"),
+        u if u == primitives::PAR_DO => classify_pardo(payload),
+        u if u == composites::COMBINE_PER_KEY
+            || u == combine_components::COMBINE_PER_KEY_PRECOMBINE
+            || u == combine_components::COMBINE_PER_KEY_MERGE_ACCUMULATORS
+            || u == combine_components::COMBINE_PER_KEY_EXTRACT_OUTPUTS
+            || u == combine_components::COMBINE_GROUPED_VALUES
+            || u == composites::COMBINE_GLOBALLY =>
+        {
+            match classify_combine(payload) {
+                Support::Unsupported(_) if has_parts => Support::Composite,
+                s => s,
+            }
+        }
+        _ if has_parts => Support::Composite,
+        "" => Support::Unsupported("a leaf transform without a spec URN".into()),
+        u if u == primitives::TEST_STREAM || u == primitives::MAP_WINDOWS => {
+            Support::Unsupported(format!("the primitive {u} is not implemented yet"))
+        }
+        u if u == deprecated_primitives::READ => Support::Unsupported(
+            "Beam's deprecated Read primitive (a source object in an SDK's language) cannot run without that SDK; use wasmbeam's read_text transform".into(),
+        ),
+        u => Support::Unsupported(format!("unknown transform URN {u}")),
+    }
+}
+
+fn classify_pardo(payload: &[u8]) -> Support {
+    let p = match ParDoPayload::decode(payload) {
+        Ok(p) => p,
+        Err(e) => return Support::Unsupported(format!("ParDoPayload does not decode: {e}")),
+    };
+    let fn_urn = p.do_fn.as_ref().map(|f| f.urn.as_str()).unwrap_or("");
+    if fn_urn != ours::WASM_DOFN {
+        return Support::Unsupported(foreign_fn(fn_urn, "DoFn"));
+    }
+    if !p.state_specs.is_empty() || !p.timer_family_specs.is_empty() {
+        return Support::Unsupported("user state and timers are not supported yet".into());
+    }
+    if !p.restriction_coder_id.is_empty() {
+        return Support::Unsupported("splittable DoFns are not supported yet".into());
+    }
+    for (tag, si) in &p.side_inputs {
+        let access = si
+            .access_pattern
+            .as_ref()
+            .map(|a| a.urn.as_str())
+            .unwrap_or("");
+        if access != side_inputs::ITERABLE && access != side_inputs::MULTIMAP {
+            return Support::Unsupported(format!(
+                "side input {tag} uses unknown access pattern {access:?}"
+            ));
+        }
+    }
+    Support::Wasm("WASM DoFn")
+}
+
+fn classify_combine(payload: &[u8]) -> Support {
+    let p = match CombinePayload::decode(payload) {
+        Ok(p) => p,
+        Err(e) => return Support::Unsupported(format!("CombinePayload does not decode: {e}")),
+    };
+    let fn_urn = p.combine_fn.as_ref().map(|f| f.urn.as_str()).unwrap_or("");
+    if fn_urn == ours::WASM_COMBINEFN {
+        Support::Wasm("WASM CombineFn")
+    } else {
+        Support::Unsupported(foreign_fn(fn_urn, "CombineFn"))
+    }
+}
+
+fn foreign_fn(fn_urn: &str, what: &str) -> String {
+    if fn_urn.contains("pickled_python") {
+        format!(
+            "pickled Python {what} ({fn_urn}): it needs a Python SDK harness; wasmbeam runs user functions compiled to WebAssembly components (use wasmbeam's Python transforms, or a guest SDK)"
+        )
+    } else if fn_urn.contains("java") {
+        format!("Java {what} ({fn_urn}): it needs a Java SDK harness; wasmbeam runs user functions compiled to WebAssembly components")
+    } else if fn_urn.is_empty() {
+        format!("the {what} has no FunctionSpec URN")
+    } else {
+        format!(
+            "{what} of unknown kind {fn_urn}; wasmbeam runs {} functions",
+            ours::WASM_DOFN
+        )
+    }
+}

@@ -1,0 +1,16 @@
+//! URNs that wasmbeam defines (as opposed to Beam's standard ones in
+//! [`crate::urns`]). They are documented with their payloads in
+//! `docs/urns.md`; everything that builds or reads them uses these constants.
+
+/// `FunctionSpec.urn` of a DoFn compiled to a WebAssembly component, inside a
+/// standard `beam:transform:pardo:v1` `ParDoPayload.do_fn`.
+pub const WASM_DOFN: &str = "wasmbeam:dofn:wasm:v1";
+/// `FunctionSpec.urn` of a CombineFn compiled to a WebAssembly component,
+/// inside a standard `CombinePayload.combine_fn`.
+pub const WASM_COMBINEFN: &str = "wasmbeam:combinefn:wasm:v1";
+/// `Environment.urn` of the sandboxed wasmtime environment that runs WASM UDFs.
+pub const WASM_ENVIRONMENT: &str = "wasmbeam:env:wasm:v1";
+/// Runner-native transform: read lines from text files (globs, gzip).
+pub const READ_TEXT: &str = "wasmbeam:transform:read_text:v1";
+/// Runner-native transform: write sharded text files, committed atomically.
+pub const WRITE_TEXT: &str = "wasmbeam:transform:write_text:v1";
