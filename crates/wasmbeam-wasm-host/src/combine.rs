@@ -1,0 +1,207 @@
+//! CombineFn instances and their pool. Every call works on many groups at
+//! once (one group per key in the runner), never on one element.
+
+use std::sync::Mutex;
+
+use crate::bindings::combinefn::CombinefnUdf;
+use crate::config::{Grants, Limits};
+use crate::contract::UdfKind;
+use crate::error::UdfError;
+use crate::host::UdfComponent;
+use crate::instance::{guest_error, Sandbox};
+use crate::state::UserMetrics;
+use crate::Values;
+
+/// A set-up CombineFn instance.
+pub struct CombineFnInstance {
+    sandbox: Sandbox,
+    bindings: CombinefnUdf,
+}
+
+fn check_groups(name: &str, out: &Values, groups: usize) -> Result<(), UdfError> {
+    out.check()
+        .and_then(|_| {
+            if out.len() == groups {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected {groups} accumulators or outputs, got {}",
+                    out.len()
+                ))
+            }
+        })
+        .map_err(|detail| UdfError::BadOutput {
+            name: name.to_string(),
+            detail,
+        })
+}
+
+impl CombineFnInstance {
+    /// Instantiate and set up with `config`.
+    pub fn new(
+        component: &UdfComponent,
+        config: &[u8],
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<Self, UdfError> {
+        let pre = component
+            .combinefn
+            .as_ref()
+            .ok_or_else(|| UdfError::Contract {
+                name: component.name.to_string(),
+                detail: format!(
+                    "it is a {}, but the transform needs a CombineFn",
+                    component.kind
+                ),
+            })?;
+        let mut sandbox = Sandbox::new(component, limits, grants)?;
+        let bindings = sandbox.call(|s| pre.instantiate(s)).map_err(|e| match e {
+            UdfError::Trap { name, message } => UdfError::Instantiate {
+                name,
+                detail: message,
+            },
+            e => e,
+        })?;
+        let iface = bindings.wasmbeam_udf_combinefn();
+        sandbox.call(|s| iface.call_runtime_init(s))?;
+        let name = component.name.to_string();
+        sandbox
+            .call(|s| iface.call_setup(s, config))?
+            .map_err(|e| guest_error(&name, e))?;
+        sandbox.end_bundle();
+        Ok(CombineFnInstance { sandbox, bindings })
+    }
+
+    /// A fresh accumulator.
+    pub fn create_accumulator(&mut self) -> Result<Vec<u8>, UdfError> {
+        let iface = self.bindings.wasmbeam_udf_combinefn();
+        let r = self.sandbox.call(|s| iface.call_create_accumulator(s))?;
+        r.map_err(|e| guest_error(&self.sandbox.name, e))
+    }
+
+    /// Add each group's inputs to its accumulator (`group_ends[g]` is the end
+    /// of group g in `inputs`).
+    pub fn add_inputs(
+        &mut self,
+        accumulators: &Values,
+        inputs: &Values,
+        group_ends: &[u32],
+    ) -> Result<Values, UdfError> {
+        let iface = self.bindings.wasmbeam_udf_combinefn();
+        let r = self
+            .sandbox
+            .call(|s| iface.call_add_inputs(s, accumulators, inputs, group_ends))?;
+        let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
+        check_groups(&self.sandbox.name, &out, group_ends.len())?;
+        Ok(out)
+    }
+
+    /// Merge each group of accumulators into one.
+    pub fn merge_accumulators(
+        &mut self,
+        accumulators: &Values,
+        group_ends: &[u32],
+    ) -> Result<Values, UdfError> {
+        let iface = self.bindings.wasmbeam_udf_combinefn();
+        let r = self
+            .sandbox
+            .call(|s| iface.call_merge_accumulators(s, accumulators, group_ends))?;
+        let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
+        check_groups(&self.sandbox.name, &out, group_ends.len())?;
+        Ok(out)
+    }
+
+    /// The output of each accumulator.
+    pub fn extract_outputs(&mut self, accumulators: &Values) -> Result<Values, UdfError> {
+        let iface = self.bindings.wasmbeam_udf_combinefn();
+        let r = self
+            .sandbox
+            .call(|s| iface.call_extract_outputs(s, accumulators))?;
+        self.sandbox.end_bundle();
+        let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
+        check_groups(&self.sandbox.name, &out, accumulators.len())?;
+        Ok(out)
+    }
+
+    /// Metrics reported since the last call.
+    pub fn take_metrics(&mut self) -> UserMetrics {
+        self.sandbox.take_metrics()
+    }
+
+    /// True when the instance trapped and must be dropped.
+    pub fn is_poisoned(&self) -> bool {
+        self.sandbox.poisoned
+    }
+}
+
+/// Set-up instances of one CombineFn transform, shared by worker threads.
+pub struct CombineFnPool {
+    component: UdfComponent,
+    config: Vec<u8>,
+    limits: Limits,
+    grants: Grants,
+    idle: Mutex<Vec<CombineFnInstance>>,
+    metrics: Mutex<UserMetrics>,
+}
+
+impl CombineFnPool {
+    /// A pool; one instance is set up at once so bad components fail early.
+    pub fn new(
+        component: UdfComponent,
+        config: Vec<u8>,
+        limits: Limits,
+        grants: Grants,
+    ) -> Result<Self, UdfError> {
+        if component.kind != UdfKind::CombineFn {
+            return Err(UdfError::Contract {
+                name: component.name.to_string(),
+                detail: format!(
+                    "it is a {}, but the transform needs a CombineFn",
+                    component.kind
+                ),
+            });
+        }
+        let first = CombineFnInstance::new(&component, &config, &limits, &grants)?;
+        Ok(CombineFnPool {
+            component,
+            config,
+            limits,
+            grants,
+            idle: Mutex::new(vec![first]),
+            metrics: Mutex::default(),
+        })
+    }
+
+    /// Take an idle instance, or set up a new one.
+    pub fn acquire(&self) -> Result<CombineFnInstance, UdfError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(i) => Ok(i),
+            None => {
+                CombineFnInstance::new(&self.component, &self.config, &self.limits, &self.grants)
+            }
+        }
+    }
+
+    /// Give an instance back; a poisoned one is dropped instead.
+    pub fn release(&self, mut inst: CombineFnInstance) {
+        let m = inst.take_metrics();
+        if !m.is_empty() {
+            self.metrics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .merge(m);
+        }
+        if !inst.is_poisoned() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(inst);
+        }
+    }
+
+    /// User metrics of every released instance, since the last call.
+    pub fn take_metrics(&self) -> UserMetrics {
+        std::mem::take(&mut *self.metrics.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}

@@ -1,0 +1,81 @@
+//! Limits and grants: what one UDF instance may use.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Resource limits for each UDF instance. Defaults are safe for untrusted code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Cap on each linear memory, in bytes (default 256 MiB).
+    pub memory_bytes: usize,
+    /// Cap on elements per table (default 100,000).
+    pub table_elements: usize,
+    /// Cap on core instances in one component instance (default 64).
+    pub instances: usize,
+    /// Cap on tables in one component instance (default 64).
+    pub tables: usize,
+    /// Cap on linear memories in one component instance (default 16).
+    pub memories: usize,
+    /// Wall-clock budget for one call into the UDF (default 60 s).
+    pub bundle_deadline: Duration,
+    /// Bytes of log lines, stdout and stderr kept per bundle (default 64 KiB).
+    pub log_bytes_per_bundle: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 256 << 20,
+            table_elements: 100_000,
+            instances: 64,
+            tables: 64,
+            memories: 16,
+            bundle_deadline: Duration::from_secs(60),
+            log_bytes_per_bundle: 64 << 10,
+        }
+    }
+}
+
+/// Capabilities granted to a UDF beyond the empty default sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Host directories mounted read-only: (host path, path seen by the guest).
+    pub read_only_dirs: Vec<(PathBuf, String)>,
+}
+
+/// Engine-wide settings of a [`crate::UdfHost`].
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Where compiled components are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Max wasm stack per call, in bytes (default 1 MiB).
+    pub max_wasm_stack: usize,
+    /// The largest memory any instance may be granted; pooling slots are
+    /// reserved at this size (default 4 GiB of address space, not RAM).
+    pub max_memory_bytes: usize,
+    /// Component instances the pool can hold at once (default 256).
+    pub pool_instances: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            cache_dir: default_cache_dir(),
+            max_wasm_stack: 1 << 20,
+            max_memory_bytes: 4 << 30,
+            pool_instances: 256,
+        }
+    }
+}
+
+/// `$WASMBEAM_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmbeam/components`, else
+/// `$HOME/.cache/wasmbeam/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("WASMBEAM_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wasmbeam").join("components"))
+}

@@ -1,0 +1,219 @@
+//! DoFn instances and the per-transform pool that reuses them across bundles.
+
+use std::sync::{Arc, Mutex};
+
+use crate::batch::{check_output, SideInputKind};
+use crate::bindings::dofn::DofnUdf;
+use crate::config::{Grants, Limits};
+use crate::contract::UdfKind;
+use crate::error::UdfError;
+use crate::host::UdfComponent;
+use crate::instance::{guest_error, Sandbox};
+use crate::state::UserMetrics;
+use crate::{InputBatch, OutputBatch};
+
+/// A materialised side input handed to every instance before its first bundle.
+#[derive(Debug, Clone)]
+pub struct SideInput {
+    /// The side input's tag in the ParDo.
+    pub tag: String,
+    /// Iterable or multimap access.
+    pub kind: SideInputKind,
+    /// Its elements, with their windows.
+    pub elements: InputBatch,
+}
+
+/// Everything that configures the instances of one DoFn transform.
+#[derive(Debug, Clone, Default)]
+pub struct DoFnSpec {
+    /// The transform's opaque config bytes, passed to `setup`.
+    pub config: Vec<u8>,
+    /// Output tags, main output first.
+    pub outputs: Vec<String>,
+    /// Side inputs, loaded after `setup`.
+    pub side_inputs: Vec<SideInput>,
+    /// Resource limits per instance.
+    pub limits: Limits,
+    /// Sandbox grants.
+    pub grants: Grants,
+}
+
+/// A set-up DoFn instance. Use it for whole bundles: any number of
+/// [`DoFnInstance::process_bundle`] calls, then [`DoFnInstance::finish_bundle`].
+pub struct DoFnInstance {
+    sandbox: Sandbox,
+    bindings: DofnUdf,
+    outputs: usize,
+    in_bundle: bool,
+}
+
+impl DoFnInstance {
+    /// Instantiate `component` and run `runtime-init`, `setup` and
+    /// `load-side-input` as `spec` says.
+    pub fn new(component: &UdfComponent, spec: &DoFnSpec) -> Result<Self, UdfError> {
+        let pre = component.dofn.as_ref().ok_or_else(|| UdfError::Contract {
+            name: component.name.to_string(),
+            detail: format!("it is a {}, but the transform needs a DoFn", component.kind),
+        })?;
+        let mut sandbox = Sandbox::new(component, &spec.limits, &spec.grants)?;
+        let bindings = sandbox.call(|s| pre.instantiate(s)).map_err(|e| match e {
+            UdfError::Trap { name, message } => UdfError::Instantiate {
+                name,
+                detail: message,
+            },
+            e => e,
+        })?;
+        let name = component.name.to_string();
+        let iface = bindings.wasmbeam_udf_dofn();
+        sandbox.call(|s| iface.call_runtime_init(s))?;
+        sandbox
+            .call(|s| iface.call_setup(s, &spec.config, &spec.outputs))?
+            .map_err(|e| guest_error(&name, e))?;
+        for si in &spec.side_inputs {
+            sandbox
+                .call(|s| iface.call_load_side_input(s, &si.tag, si.kind, &si.elements))?
+                .map_err(|e| guest_error(&name, e))?;
+        }
+        sandbox.end_bundle();
+        Ok(DoFnInstance {
+            sandbox,
+            bindings,
+            outputs: spec.outputs.len().max(1),
+            in_bundle: false,
+        })
+    }
+
+    /// Process (a chunk of) the current bundle.
+    pub fn process_bundle(&mut self, batch: &InputBatch) -> Result<OutputBatch, UdfError> {
+        self.in_bundle = true;
+        let iface = self.bindings.wasmbeam_udf_dofn();
+        let out = self
+            .sandbox
+            .call(|s| iface.call_process_bundle(s, batch))?
+            .map_err(|e| guest_error(&self.sandbox.name, e))?;
+        check_output(&out, batch.timestamps.len(), self.outputs).map_err(|detail| {
+            UdfError::BadOutput {
+                name: self.sandbox.name.to_string(),
+                detail,
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Finish the current bundle; outputs have no source element.
+    pub fn finish_bundle(&mut self) -> Result<OutputBatch, UdfError> {
+        self.in_bundle = false;
+        let iface = self.bindings.wasmbeam_udf_dofn();
+        let out = self.sandbox.call(|s| iface.call_finish_bundle(s));
+        self.sandbox.end_bundle();
+        let out = out?.map_err(|e| guest_error(&self.sandbox.name, e))?;
+        check_output(&out, 0, self.outputs).map_err(|detail| UdfError::BadOutput {
+            name: self.sandbox.name.to_string(),
+            detail,
+        })?;
+        Ok(out)
+    }
+
+    /// Process a whole bundle: `process-bundle` then `finish-bundle`.
+    pub fn run_bundle(
+        &mut self,
+        batch: &InputBatch,
+    ) -> Result<(OutputBatch, OutputBatch), UdfError> {
+        let processed = self.process_bundle(batch)?;
+        let finished = self.finish_bundle()?;
+        Ok((processed, finished))
+    }
+
+    /// Metrics reported since the last call.
+    pub fn take_metrics(&mut self) -> UserMetrics {
+        self.sandbox.take_metrics()
+    }
+
+    /// True when the instance trapped and must be dropped.
+    pub fn is_poisoned(&self) -> bool {
+        self.sandbox.poisoned
+    }
+}
+
+impl Drop for DoFnInstance {
+    fn drop(&mut self) {
+        if !self.sandbox.poisoned {
+            let iface = self.bindings.wasmbeam_udf_dofn();
+            let _ = self.sandbox.call(|s| iface.call_teardown(s));
+        }
+    }
+}
+
+/// Set-up instances of one DoFn transform, shared by worker threads.
+pub struct DoFnPool {
+    component: UdfComponent,
+    spec: Arc<DoFnSpec>,
+    idle: Mutex<Vec<DoFnInstance>>,
+    metrics: Mutex<UserMetrics>,
+}
+
+impl DoFnPool {
+    /// A pool for `component` configured by `spec`. One instance is created
+    /// at once so that a component that cannot start fails here, before any
+    /// data flows.
+    pub fn new(component: UdfComponent, spec: DoFnSpec) -> Result<Self, UdfError> {
+        if component.kind != UdfKind::DoFn {
+            return Err(UdfError::Contract {
+                name: component.name.to_string(),
+                detail: format!("it is a {}, but the transform needs a DoFn", component.kind),
+            });
+        }
+        let first = DoFnInstance::new(&component, &spec)?;
+        Ok(DoFnPool {
+            component,
+            spec: Arc::new(spec),
+            idle: Mutex::new(vec![first]),
+            metrics: Mutex::default(),
+        })
+    }
+
+    /// Take an idle instance, or set up a new one.
+    pub fn acquire(&self) -> Result<DoFnInstance, UdfError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(i) => Ok(i),
+            None => DoFnInstance::new(&self.component, &self.spec),
+        }
+    }
+
+    /// Give an instance back; a poisoned one is dropped instead.
+    pub fn release(&self, mut inst: DoFnInstance) {
+        let m = inst.take_metrics();
+        if !m.is_empty() {
+            self.metrics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .merge(m);
+        }
+        if !inst.is_poisoned() && !inst.in_bundle {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(inst);
+        }
+    }
+
+    /// Acquire, run one whole bundle, release. After a trap the failed
+    /// instance is discarded; the next bundle gets a fresh one.
+    pub fn run_bundle(&self, batch: &InputBatch) -> Result<(OutputBatch, OutputBatch), UdfError> {
+        let mut inst = self.acquire()?;
+        let r = inst.run_bundle(batch);
+        self.release(inst);
+        r
+    }
+
+    /// User metrics of every released instance, since the last call.
+    pub fn take_metrics(&self) -> UserMetrics {
+        std::mem::take(&mut *self.metrics.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The component this pool runs.
+    pub fn component(&self) -> &UdfComponent {
+        &self.component
+    }
+}

@@ -1,0 +1,99 @@
+//! # wasmbeam-wasm-host
+//!
+//! Runs user-defined functions (Beam DoFns and CombineFns) that were compiled
+//! to WebAssembly components against wasmbeam's WIT contract
+//! (`wit/udf.wit`, package `wasmbeam:udf@0.1.0`), inside sandboxed wasmtime
+//! instances, **once per bundle**.
+//!
+//! ## Design
+//!
+//! * [`UdfHost`] owns one wasmtime `Engine` configured for many short calls
+//!   into many small instances: the component model, the pooling instance
+//!   allocator with copy-on-write memory images, `concurrency_support(false)`
+//!   (cheaper calls), and epoch interruption for deadlines. A background
+//!   thread ticks the epoch every [`EPOCH_TICK`].
+//! * [`UdfHost::load`] compiles a component, or maps it from the on-disk
+//!   cache keyed by the component's sha256 plus the engine's compatibility
+//!   hash (a Python component takes seconds to compile; a cached one loads in
+//!   milliseconds). It then checks the contract: the component must export
+//!   `wasmbeam:udf/dofn@0.1.0` or `wasmbeam:udf/combinefn@0.1.0`, and import
+//!   nothing but WASI and `wasmbeam:udf/host@0.1.0`; anything else is refused
+//!   with a message naming the version it was built for.
+//! * [`DoFnPool`] / [`CombineFnPool`] hold set-up instances of one transform
+//!   (its component, config bytes, output tags and side inputs). A worker
+//!   thread takes an instance for a bundle and gives it back afterwards, so
+//!   instantiation and `setup` are paid once per instance, not per bundle.
+//!   A trap poisons a wasmtime store: that instance is dropped, never
+//!   returned, and the next acquisition builds a fresh one.
+//! * Limits per instance ([`Limits`]): linear memory cap, table elements,
+//!   instance/table/memory counts, max wasm stack, and a per-bundle deadline
+//!   enforced by epoch interruption. Every limit has a safe default.
+//! * Sandbox ([`Grants`]): WASI is linked but empty: no environment
+//!   variables, arguments, preopened directories, sockets or name lookup.
+//!   stdout/stderr are captured, capped, and forwarded to the job log.
+//!   Read-only directories are granted only explicitly.
+//! * Imports: `log` goes to `tracing` (target `wasmbeam::udf`, capped per
+//!   bundle); `counter`/`distribution`/`gauge` accumulate [`UserMetrics`]
+//!   that the runner reports as Beam metrics.
+//!
+//! ## Data
+//!
+//! Bundles cross the boundary as flat buffers ([`InputBatch`],
+//! [`OutputBatch`], [`Values`]): one `list<u8>` of concatenated values plus
+//! `list<u32>` offsets and per-element metadata lists. Lowering and lifting
+//! them is a handful of memcpys per bundle, independent of element count.
+//!
+//! Dependency rule: this crate knows the WIT contract and wasmtime, not Beam's
+//! protos or the runner; it is a leaf.
+
+#![warn(missing_docs)]
+
+mod batch;
+mod cache;
+mod combine;
+mod config;
+mod contract;
+mod dofn;
+mod error;
+mod host;
+mod instance;
+mod state;
+
+pub use batch::{InputBatchBuilder, SideInputKind, INHERIT_TIMESTAMP, NO_SOURCE};
+pub use combine::{CombineFnInstance, CombineFnPool};
+pub use config::{Grants, HostConfig, Limits};
+pub use contract::{UdfKind, CONTRACT_VERSION};
+pub use dofn::{DoFnInstance, DoFnPool, DoFnSpec, SideInput};
+pub use error::UdfError;
+pub use host::{UdfComponent, UdfHost, EPOCH_TICK};
+pub use state::{Distribution, UserMetrics};
+
+/// Host-side bindings generated from `wit/udf.wit`.
+#[allow(missing_docs)]
+pub mod bindings {
+    /// The `dofn-udf` world.
+    pub mod dofn {
+        wasmtime::component::bindgen!({
+            path: "../../wit",
+            world: "dofn-udf",
+        });
+    }
+    /// The `combinefn-udf` world, sharing the types and host interfaces.
+    pub mod combinefn {
+        wasmtime::component::bindgen!({
+            path: "../../wit",
+            world: "combinefn-udf",
+            with: {
+                "wasmbeam:udf/types": super::dofn::wasmbeam::udf::types,
+                "wasmbeam:udf/host": super::dofn::wasmbeam::udf::host,
+            },
+        });
+    }
+}
+
+/// A bundle's input elements: values plus event-time metadata (WIT `input-batch`).
+pub type InputBatch = bindings::dofn::wasmbeam::udf::types::InputBatch;
+/// What a DoFn emitted (WIT `output-batch`).
+pub type OutputBatch = bindings::dofn::wasmbeam::udf::types::OutputBatch;
+/// Encoded values in one flat buffer (WIT `values`).
+pub type Values = bindings::dofn::wasmbeam::udf::types::Values;

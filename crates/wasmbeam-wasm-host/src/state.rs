@@ -1,0 +1,363 @@
+//! Per-store state: the empty WASI context, the resource limiter, captured
+//! output, and the user metrics a UDF reports through the `host` imports.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::dofn::wasmbeam::udf::host::{self, Level};
+use crate::config::{Grants, Limits};
+
+/// A distribution metric: count, sum, min and max.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Distribution {
+    /// Number of values.
+    pub count: i64,
+    /// Sum of values.
+    pub sum: i64,
+    /// Smallest value.
+    pub min: i64,
+    /// Largest value.
+    pub max: i64,
+}
+
+impl Distribution {
+    fn merge(&mut self, o: Distribution) {
+        self.count = self.count.saturating_add(o.count);
+        self.sum = self.sum.saturating_add(o.sum);
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+}
+
+/// User metrics reported by a UDF, by metric name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserMetrics {
+    /// Counters (Beam `sum_int64`).
+    pub counters: BTreeMap<String, i64>,
+    /// Distributions (Beam `distribution_int64`).
+    pub distributions: BTreeMap<String, Distribution>,
+    /// Gauges (Beam `latest_int64`): last value set.
+    pub gauges: BTreeMap<String, i64>,
+}
+
+impl UserMetrics {
+    /// Fold `other` into `self`.
+    pub fn merge(&mut self, other: UserMetrics) {
+        for (k, v) in other.counters {
+            let c = self.counters.entry(k).or_insert(0);
+            *c = c.saturating_add(v);
+        }
+        for (k, v) in other.distributions {
+            match self.distributions.get_mut(&k) {
+                Some(d) => d.merge(v),
+                None => {
+                    self.distributions.insert(k, v);
+                }
+            }
+        }
+        self.gauges.extend(other.gauges);
+    }
+
+    /// True when nothing was reported.
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty() && self.distributions.is_empty() && self.gauges.is_empty()
+    }
+}
+
+/// Limits enforcement that remembers *why* growth was refused.
+pub(crate) struct Limiter {
+    pub limits: Limits,
+    pub memory_cap_hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limits.memory_bytes {
+            self.memory_cap_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.limits.table_elements)
+    }
+    fn instances(&self) -> usize {
+        self.limits.instances
+    }
+    fn tables(&self) -> usize {
+        self.limits.tables
+    }
+    fn memories(&self) -> usize {
+        self.limits.memories
+    }
+}
+
+/// Captured stdout/stderr and log lines of one instance, capped per bundle.
+#[derive(Clone)]
+pub(crate) struct LogSink {
+    inner: Arc<Mutex<LogBuf>>,
+}
+
+struct LogBuf {
+    udf: String,
+    stream: &'static str,
+    cap: usize,
+    used: usize,
+    dropped: usize,
+    partial: Vec<u8>,
+    /// The last bytes written, kept even past the cap, to explain a trap.
+    recent: std::collections::VecDeque<u8>,
+}
+
+/// Bytes of recent output remembered to explain a trap.
+const RECENT_BYTES: usize = 2048;
+
+impl LogSink {
+    pub fn new(udf: &str, stream: &'static str, cap: usize) -> Self {
+        LogSink {
+            inner: Arc::new(Mutex::new(LogBuf {
+                udf: udf.to_string(),
+                stream,
+                cap,
+                used: 0,
+                dropped: 0,
+                partial: Vec::new(),
+                recent: std::collections::VecDeque::with_capacity(RECENT_BYTES),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogBuf> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Account for `n` bytes; false when over the cap (and counts the drop).
+    pub fn admit(&self, n: usize) -> bool {
+        let mut b = self.lock();
+        if b.used.saturating_add(n) > b.cap {
+            b.dropped = b.dropped.saturating_add(n);
+            return false;
+        }
+        b.used += n;
+        true
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut b = self.lock();
+        let keep = &bytes[bytes.len().saturating_sub(RECENT_BYTES)..];
+        while b.recent.len() + keep.len() > RECENT_BYTES {
+            b.recent.pop_front();
+        }
+        b.recent.extend(keep);
+        let room = b.cap.saturating_sub(b.used);
+        let take = bytes.len().min(room);
+        b.used += take;
+        b.dropped += bytes.len() - take;
+        b.partial.extend_from_slice(&bytes[..take]);
+        while let Some(nl) = b.partial.iter().position(|&c| c == b'\n') {
+            let line: Vec<u8> = b.partial.drain(..=nl).collect();
+            tracing::info!(target: "wasmbeam::udf", udf = %b.udf, stream = b.stream, "{}", String::from_utf8_lossy(&line[..line.len() - 1]));
+        }
+    }
+
+    /// End of bundle: flush a partial line, report drops, reset the budget.
+    pub fn end_bundle(&self) {
+        let mut b = self.lock();
+        if !b.partial.is_empty() {
+            let line = std::mem::take(&mut b.partial);
+            tracing::info!(target: "wasmbeam::udf", udf = %b.udf, stream = b.stream, "{}", String::from_utf8_lossy(&line));
+        }
+        if b.dropped > 0 {
+            tracing::warn!(target: "wasmbeam::udf", udf = %b.udf, stream = b.stream, "dropped {} bytes of output over the per-bundle cap of {} bytes", b.dropped, b.cap);
+        }
+        b.used = 0;
+        b.dropped = 0;
+        b.recent.clear();
+    }
+
+    /// The most recent output, for attaching a panic message to a trap.
+    pub fn recent(&self) -> String {
+        let b = self.lock();
+        let (a, c) = b.recent.as_slices();
+        let mut v = a.to_vec();
+        v.extend_from_slice(c);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+}
+
+impl IsTerminal for LogSink {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogSink {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp3 guests use this; wasmbeam links WASIp2.
+        Box::new(tokio::io::sink())
+    }
+}
+
+impl OutputStream for LogSink {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        LogSink::write(self, &bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Always writable: over the cap, bytes are counted and dropped.
+        Ok(64 << 10)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogSink {
+    async fn ready(&mut self) {}
+}
+
+/// Distinct metric names one instance may report; further names are ignored.
+const MAX_METRICS: usize = 1024;
+/// Longest metric name accepted.
+const MAX_METRIC_NAME: usize = 512;
+
+/// Everything a store holds.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    pub log: LogSink,
+    pub stdout: LogSink,
+    pub stderr: LogSink,
+    pub metrics: UserMetrics,
+}
+
+impl HostState {
+    pub fn new(udf: &str, limits: &Limits, grants: &Grants) -> wasmtime::Result<Self> {
+        let cap = limits.log_bytes_per_bundle;
+        let stdout = LogSink::new(udf, "stdout", cap);
+        let stderr = LogSink::new(udf, "stderr", cap);
+        let mut b = WasiCtx::builder();
+        // Deny by default: no env, args, network or name lookup; captured stdio.
+        b.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for (host_dir, guest_path) in &grants.read_only_dirs {
+            b.preopened_dir(host_dir, guest_path, FsPerms::ReadOnly)?;
+        }
+        Ok(HostState {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                limits: limits.clone(),
+                memory_cap_hit: false,
+            },
+            log: LogSink::new(udf, "log", cap),
+            stdout,
+            stderr,
+            metrics: UserMetrics::default(),
+        })
+    }
+
+    /// A guest may not grow host memory without bound through metric names.
+    fn metric_admitted(&self, name: &str) -> bool {
+        let m = &self.metrics;
+        name.len() <= MAX_METRIC_NAME
+            && (m.counters.contains_key(name)
+                || m.distributions.contains_key(name)
+                || m.gauges.contains_key(name)
+                || m.counters.len() + m.distributions.len() + m.gauges.len() < MAX_METRICS)
+    }
+
+    pub fn end_bundle(&mut self) {
+        self.log.end_bundle();
+        self.stdout.end_bundle();
+        self.stderr.end_bundle();
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        if !self.log.admit(message.len()) {
+            return;
+        }
+        let udf = self
+            .log
+            .inner
+            .lock()
+            .map(|b| b.udf.clone())
+            .unwrap_or_default();
+        match level {
+            Level::Trace => tracing::trace!(target: "wasmbeam::udf", udf = %udf, "{message}"),
+            Level::Debug => tracing::debug!(target: "wasmbeam::udf", udf = %udf, "{message}"),
+            Level::Info => tracing::info!(target: "wasmbeam::udf", udf = %udf, "{message}"),
+            Level::Warn => tracing::warn!(target: "wasmbeam::udf", udf = %udf, "{message}"),
+            Level::Error => tracing::error!(target: "wasmbeam::udf", udf = %udf, "{message}"),
+        }
+    }
+
+    fn counter(&mut self, name: String, delta: i64) {
+        if !self.metric_admitted(&name) {
+            return;
+        }
+        let c = self.metrics.counters.entry(name).or_insert(0);
+        *c = c.saturating_add(delta);
+    }
+
+    fn distribution(&mut self, name: String, count: i64, sum: i64, min: i64, max: i64) {
+        if !self.metric_admitted(&name) {
+            return;
+        }
+        let d = Distribution {
+            count,
+            sum,
+            min,
+            max,
+        };
+        match self.metrics.distributions.get_mut(&name) {
+            Some(x) => x.merge(d),
+            None => {
+                self.metrics.distributions.insert(name, d);
+            }
+        }
+    }
+
+    fn gauge(&mut self, name: String, value: i64) {
+        if !self.metric_admitted(&name) {
+            return;
+        }
+        self.metrics.gauges.insert(name, value);
+    }
+}
+
+impl crate::bindings::dofn::wasmbeam::udf::types::Host for HostState {}

@@ -1,0 +1,276 @@
+//! The DoFn trait and the per-bundle loop behind `export_dofn!`.
+
+use crate::Error;
+
+/// An event-time window: `[start, end)` in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Inclusive start.
+    pub start: i64,
+    /// Exclusive end.
+    pub end: i64,
+}
+
+/// Beam's minimum timestamp in milliseconds.
+pub const MIN_TIMESTAMP_MS: i64 = -9_223_372_036_854_775;
+
+impl Window {
+    /// True for Beam's global window.
+    pub fn is_global(&self) -> bool {
+        self.start == MIN_TIMESTAMP_MS && self.end > 9_223_371_950_454_775
+    }
+}
+
+/// One input element, borrowed from the bundle's buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct Element<'a> {
+    /// The encoded value (element coder, outer context).
+    pub value: &'a [u8],
+    /// Event time in milliseconds.
+    pub timestamp: i64,
+    /// Pane byte: bit 0 first, bit 1 last, bits 2-3 timing.
+    pub pane: u8,
+    starts: &'a [i64],
+    ends: &'a [i64],
+}
+
+impl<'a> Element<'a> {
+    /// The windows this element is in (at least one).
+    pub fn windows(&self) -> impl Iterator<Item = Window> + 'a {
+        let (s, e) = (self.starts, self.ends);
+        s.iter().zip(e).map(|(&start, &end)| Window { start, end })
+    }
+}
+
+/// What `setup` receives.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The transform's config bytes from the pipeline.
+    pub config: Vec<u8>,
+    /// Output tags, main output first.
+    pub outputs: Vec<String>,
+}
+
+impl Setup {
+    /// The config as UTF-8 text.
+    pub fn config_str(&self) -> Result<&str, Error> {
+        std::str::from_utf8(&self.config).map_err(|e| Error::new(format!("config is not UTF-8: {e}")))
+    }
+    /// The index of an output tag, for [`Emitter::emit_to`].
+    pub fn output_index(&self, tag: &str) -> Result<u32, Error> {
+        self.outputs
+            .iter()
+            .position(|t| t == tag)
+            .map(|i| i as u32)
+            .ok_or_else(|| Error::new(format!("the transform has no output tagged {tag:?} (outputs: {:?})", self.outputs)))
+    }
+}
+
+/// A side input's elements as delivered before the first bundle.
+#[derive(Debug, Clone)]
+pub struct SideInput {
+    /// The side input's tag.
+    pub tag: String,
+    /// True for multimap access (values are `kv` encodings), false for iterable.
+    pub multimap: bool,
+    /// The encoded elements.
+    pub values: Vec<Vec<u8>>,
+}
+
+/// A Beam DoFn. One value of this type lives in each component instance
+/// and sees many bundles.
+pub trait DoFn: Sized + 'static {
+    /// Build the function from the transform's configuration.
+    fn setup(setup: &Setup) -> Result<Self, Error>;
+
+    /// Receive a side input (before the first bundle). The default refuses.
+    fn side_input(&mut self, input: SideInput) -> Result<(), Error> {
+        Err(Error::new(format!("this DoFn does not take side inputs (got {:?})", input.tag)))
+    }
+
+    /// Called at the start of each bundle.
+    fn start_bundle(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Process one element.
+    fn process(&mut self, element: &Element<'_>, out: &mut Emitter<'_>) -> Result<(), Error>;
+
+    /// Called at the end of each bundle; may emit outputs with explicit timestamps.
+    fn finish_bundle(&mut self, _out: &mut FinishEmitter<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Called before the instance is dropped.
+    fn teardown(&mut self) {}
+}
+
+/// Output buffers of one bundle.
+#[derive(Default)]
+pub(crate) struct OutBuf {
+    data: Vec<u8>,
+    offsets: Vec<u32>,
+    tags: Vec<u32>,
+    sources: Vec<u32>,
+    timestamps: Vec<i64>,
+}
+
+impl OutBuf {
+    fn with_capacity(elements: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(elements + 1);
+        offsets.push(0);
+        OutBuf {
+            data: Vec::with_capacity(bytes),
+            offsets,
+            tags: Vec::with_capacity(elements),
+            sources: Vec::with_capacity(elements),
+            timestamps: Vec::with_capacity(elements),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, value: &[u8], tag: u32, source: u32, ts: i64) {
+        self.data.extend_from_slice(value);
+        self.offsets.push(self.data.len() as u32);
+        self.tags.push(tag);
+        self.sources.push(source);
+        self.timestamps.push(ts);
+    }
+}
+
+/// Where `process` sends its outputs.
+pub struct Emitter<'a> {
+    buf: &'a mut OutBuf,
+    source: u32,
+}
+
+/// "Keep the input element's timestamp."
+const INHERIT: i64 = i64::MIN;
+/// "No input element" (finish-bundle outputs).
+const NO_SOURCE: u32 = u32::MAX;
+
+impl Emitter<'_> {
+    /// Emit an encoded value to the main output, with the input's timestamp
+    /// and windows.
+    #[inline]
+    pub fn emit(&mut self, value: &[u8]) {
+        self.buf.push(value, 0, self.source, INHERIT);
+    }
+    /// Emit to the main output with a new timestamp (ms).
+    #[inline]
+    pub fn emit_with_timestamp(&mut self, value: &[u8], timestamp: i64) {
+        self.buf.push(value, 0, self.source, timestamp);
+    }
+    /// Emit to output `tag` (an index from [`Setup::output_index`]).
+    #[inline]
+    pub fn emit_to(&mut self, tag: u32, value: &[u8]) {
+        self.buf.push(value, tag, self.source, INHERIT);
+    }
+}
+
+/// Where `finish_bundle` sends its outputs (to the global window).
+pub struct FinishEmitter<'a> {
+    buf: &'a mut OutBuf,
+}
+
+impl FinishEmitter<'_> {
+    /// Emit an encoded value to output `tag` at `timestamp` (ms).
+    pub fn emit(&mut self, tag: u32, value: &[u8], timestamp: i64) {
+        self.buf.push(value, tag, NO_SOURCE, timestamp);
+    }
+}
+
+/// The glue called by `export_dofn!`; not for direct use.
+pub mod runtime {
+    use std::any::Any;
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::bindings::dofn::wasmbeam::udf::types;
+
+    pub type WitError = types::UdfError;
+    pub type WitInputBatch = types::InputBatch;
+    pub type WitOutputBatch = types::OutputBatch;
+    pub type WitSideInputKind = types::SideInputKind;
+
+    thread_local! {
+        static INSTANCE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+
+    fn err(e: Error, element: Option<u32>) -> WitError {
+        WitError { message: e.message, element }
+    }
+
+    fn with<T: DoFn, R>(f: impl FnOnce(&mut T) -> Result<R, WitError>) -> Result<R, WitError> {
+        INSTANCE.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            match slot.as_mut().and_then(|b| b.downcast_mut::<T>()) {
+                Some(t) => f(t),
+                None => Err(err(Error::new("the DoFn was used before setup"), None)),
+            }
+        })
+    }
+
+    pub fn setup<T: DoFn>(config: Vec<u8>, outputs: Vec<String>) -> Result<(), WitError> {
+        let t = T::setup(&Setup { config, outputs }).map_err(|e| err(e, None))?;
+        INSTANCE.with(|cell| *cell.borrow_mut() = Some(Box::new(t)));
+        Ok(())
+    }
+
+    pub fn load_side_input<T: DoFn>(tag: String, kind: WitSideInputKind, batch: WitInputBatch) -> Result<(), WitError> {
+        let v = &batch.values;
+        let values = v.offsets.windows(2).map(|w| v.data[w[0] as usize..w[1] as usize].to_vec()).collect();
+        let multimap = matches!(kind, WitSideInputKind::Multimap);
+        with::<T, _>(|t| t.side_input(SideInput { tag, multimap, values }).map_err(|e| err(e, None)))
+    }
+
+    pub fn process_bundle<T: DoFn>(batch: WitInputBatch) -> Result<WitOutputBatch, WitError> {
+        with::<T, _>(|t| {
+            t.start_bundle().map_err(|e| err(e, None))?;
+            let n = batch.timestamps.len();
+            let mut buf = OutBuf::with_capacity(n, batch.values.data.len());
+            let (data, offs) = (&batch.values.data, &batch.values.offsets);
+            let wo = &batch.window_offsets;
+            for i in 0..n {
+                let (ws, we) = (wo[i] as usize, wo[i + 1] as usize);
+                let element = Element {
+                    value: &data[offs[i] as usize..offs[i + 1] as usize],
+                    timestamp: batch.timestamps[i],
+                    pane: batch.panes[i],
+                    starts: &batch.window_starts[ws..we],
+                    ends: &batch.window_ends[ws..we],
+                };
+                let mut out = Emitter { buf: &mut buf, source: i as u32 };
+                t.process(&element, &mut out).map_err(|e| err(e, Some(i as u32)))?;
+            }
+            Ok(into_wit(buf))
+        })
+    }
+
+    pub fn finish_bundle<T: DoFn>() -> Result<WitOutputBatch, WitError> {
+        let r = with::<T, _>(|t| {
+            let mut buf = OutBuf::with_capacity(0, 0);
+            t.finish_bundle(&mut FinishEmitter { buf: &mut buf }).map_err(|e| err(e, None))?;
+            Ok(into_wit(buf))
+        });
+        crate::metrics::flush();
+        r
+    }
+
+    pub fn teardown<T: DoFn>() {
+        let _ = with::<T, _>(|t| {
+            t.teardown();
+            Ok(())
+        });
+        INSTANCE.with(|cell| *cell.borrow_mut() = None);
+    }
+
+    fn into_wit(b: OutBuf) -> WitOutputBatch {
+        WitOutputBatch {
+            values: types::Values { data: b.data, offsets: b.offsets },
+            tags: b.tags,
+            sources: b.sources,
+            timestamps: b.timestamps,
+        }
+    }
+}
