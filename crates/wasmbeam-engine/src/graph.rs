@@ -1,0 +1,182 @@
+//! The engine's own pipeline graph. The runner translates a Beam `Pipeline`
+//! into this; nothing here knows about protos, coders or WebAssembly. User
+//! functions and key handling arrive through the traits below.
+
+use std::sync::Arc;
+
+use crate::batch::Batch;
+use crate::window::WindowFn;
+
+/// Index of a PCollection in [`Graph::pcollections`].
+pub type PcId = usize;
+
+/// Why an operation failed; the engine adds the transform name.
+pub type OpResult<T> = Result<T, String>;
+
+/// A DoFn, however it is implemented (the runner uses WASM components).
+pub trait DoFnExec: Send + Sync {
+    /// Called once before the stage that runs this DoFn starts, with the
+    /// side inputs (by tag) materialised.
+    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()>;
+    /// Process one bundle; returns one batch per output, in output order.
+    /// Output elements carry their own timestamps, windows and panes.
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>>;
+}
+
+/// Splits encoded `KV` values for grouping.
+pub trait KvCodec: Send + Sync {
+    /// Split an outer-context KV encoding into (nested key bytes, outer value bytes).
+    fn split<'a>(&self, kv: &'a [u8]) -> OpResult<(&'a [u8], &'a [u8])>;
+    /// Append the nested-context encoding of an outer-context value
+    /// (for building `iterable<V>`).
+    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()>;
+}
+
+/// Concatenated byte strings, as accumulators and inputs travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Values {
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// n+1 offsets.
+    pub offsets: Vec<u32>,
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Values {
+            data: Vec::new(),
+            offsets: vec![0],
+        }
+    }
+}
+
+impl Values {
+    /// Append a value.
+    pub fn push(&mut self, v: &[u8]) {
+        self.data.extend_from_slice(v);
+        self.offsets.push(self.data.len() as u32);
+    }
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Value `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+}
+
+/// A CombineFn over encoded values and accumulators, applied to many groups per call.
+pub trait CombineExec: Send + Sync {
+    /// A fresh accumulator.
+    fn create(&self) -> OpResult<Vec<u8>>;
+    /// For each group g, add inputs[ends[g-1]..ends[g]] to accs[g].
+    fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> OpResult<Values>;
+    /// For each group g, merge accs[ends[g-1]..ends[g]].
+    fn merge(&self, accs: &Values, ends: &[u32]) -> OpResult<Values>;
+    /// The output of each accumulator (outer-context encoding).
+    fn extract(&self, accs: &Values) -> OpResult<Values>;
+}
+
+/// Where a text sink writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSink {
+    /// Output prefix; shards are `PREFIX-SSSSS-of-NNNNN` + suffix.
+    pub prefix: String,
+    /// Suffix after the shard name, e.g. `.txt`.
+    pub suffix: String,
+    /// Number of shards (at least 1).
+    pub shards: usize,
+}
+
+/// One operation of the graph.
+pub enum OpKind {
+    /// One empty element in the global window.
+    Impulse,
+    /// Lines of text files (globs; `.gz` decompressed), one element each.
+    ReadText {
+        /// File patterns.
+        patterns: Vec<String>,
+    },
+    /// A DoFn with side inputs.
+    ParDo {
+        /// The function.
+        exec: Arc<dyn DoFnExec>,
+        /// Side inputs: (tag, PCollection).
+        side_inputs: Vec<(String, PcId)>,
+    },
+    /// Assign windows from timestamps.
+    AssignWindows(WindowFn),
+    /// Union of the inputs.
+    Flatten,
+    /// Group by key and window; with `combine`, combine each group (lifted:
+    /// precombined before the shuffle when windows do not merge).
+    GroupByKey {
+        /// How to split KV bytes.
+        codec: Arc<dyn KvCodec>,
+        /// The input's window function (merging windows are merged here).
+        window_fn: WindowFn,
+        /// Combine grouped values instead of emitting iterables.
+        combine: Option<Arc<dyn CombineExec>>,
+    },
+    /// Identity (a redistribution point in streaming; nothing to do in batch).
+    Reshuffle,
+    /// Write each element (UTF-8 text, outer context) as a line.
+    WriteText(TextSink),
+}
+
+/// An operation with its name and edges.
+pub struct Op {
+    /// The transform's unique name, used in errors and progress.
+    pub name: String,
+    /// What it does.
+    pub kind: OpKind,
+    /// Main inputs (Flatten has several; sources none).
+    pub inputs: Vec<PcId>,
+    /// Outputs, in the order `DoFnExec::process` returns them.
+    pub outputs: Vec<PcId>,
+}
+
+/// A PCollection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PCollection {
+    /// Name for progress and errors.
+    pub name: String,
+}
+
+/// The whole job.
+#[derive(Default)]
+pub struct Graph {
+    /// All PCollections.
+    pub pcollections: Vec<PCollection>,
+    /// All operations.
+    pub ops: Vec<Op>,
+}
+
+impl Graph {
+    /// Add a PCollection.
+    pub fn add_pcollection(&mut self, name: impl Into<String>) -> PcId {
+        self.pcollections.push(PCollection { name: name.into() });
+        self.pcollections.len() - 1
+    }
+    /// Add an operation.
+    pub fn add_op(
+        &mut self,
+        name: impl Into<String>,
+        kind: OpKind,
+        inputs: Vec<PcId>,
+        outputs: Vec<PcId>,
+    ) -> usize {
+        self.ops.push(Op {
+            name: name.into(),
+            kind,
+            inputs,
+            outputs,
+        });
+        self.ops.len() - 1
+    }
+}

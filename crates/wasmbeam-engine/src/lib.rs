@@ -1,0 +1,34 @@
+//! # wasmbeam-engine
+//!
+//! wasmbeam's batch execution engine. It knows elements, windows, bundles,
+//! shuffles and files; it does not know Beam's protos, coders or
+//! WebAssembly. The runner translates a Beam pipeline into a [`graph::Graph`]
+//! whose user functions and key handling arrive through the
+//! [`graph::DoFnExec`], [`graph::CombineExec`] and [`graph::KvCodec`] traits.
+//!
+//! * [`batch`]: columnar bundles (same layout as the WASM contract's batches).
+//! * [`window`]: windows and window functions (global, fixed, sliding,
+//!   sessions with merging).
+//! * [`exec`]: fused stages, parallel workers, dependency order, atomic
+//!   commit of outputs, cancellation.
+//! * [`shuffle`]: GroupByKey with hash partitions that spill to disk past a
+//!   memory budget; combiner lifting (precombine before the shuffle).
+//! * [`textio`]: reading text (globs, gzip, byte-range splits) and staged,
+//!   sharded writing (`prefix-00000-of-00004`).
+//!
+//! Output is deterministic: bundle boundaries depend only on the input, and
+//! grouped values are ordered by their origin, not by which worker ran.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod exec;
+pub mod graph;
+pub mod shuffle;
+pub mod textio;
+pub mod window;
+
+pub use batch::Batch;
+pub use exec::{run, EngineError, EngineOptions, JobResult, Progress};
+pub use graph::{CombineExec, DoFnExec, Graph, KvCodec, OpKind, PcId, TextSink, Values};
+pub use window::{Window, WindowFn};

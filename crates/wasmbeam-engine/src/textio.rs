@@ -1,0 +1,297 @@
+//! Runner-native text IO: reading lines from files (globs, gzip, split into
+//! byte ranges) and writing sharded files that appear only when the job
+//! commits.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::batch::Batch;
+use crate::graph::TextSink;
+
+/// Byte length of one read split of an uncompressed file. Fixed (not derived
+/// from the worker count) so bundle boundaries, and therefore output order,
+/// do not depend on parallelism.
+pub const SPLIT_BYTES: u64 = 8 << 20;
+/// Lines per bundle when reading.
+pub const BUNDLE_LINES: usize = 8192;
+
+/// A byte range of one file (a whole file when compressed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The file.
+    pub path: PathBuf,
+    /// First byte (lines starting before it belong to the previous split).
+    pub start: u64,
+    /// End byte (the last line may run past it).
+    pub end: u64,
+    /// Gzip-compressed: read from 0 to the end.
+    pub gzip: bool,
+}
+
+/// Expand patterns into sorted, de-duplicated files and cut them into splits.
+pub fn plan_splits(patterns: &[String]) -> Result<Vec<Split>, String> {
+    let mut files = std::collections::BTreeSet::new();
+    for p in patterns {
+        let before = files.len();
+        let entries = glob::glob(p).map_err(|e| format!("invalid file pattern {p:?}: {e}"))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("cannot read a match of {p:?}: {e}"))?;
+            if path.is_file() {
+                files.insert(path);
+            }
+        }
+        if files.len() == before && !Path::new(p).is_file() {
+            return Err(format!("no file matches {p:?}"));
+        }
+    }
+    let mut splits = Vec::new();
+    for path in files {
+        let len = std::fs::metadata(&path)
+            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+            .len();
+        let gzip = path.extension().is_some_and(|e| e == "gz");
+        if gzip {
+            splits.push(Split {
+                path,
+                start: 0,
+                end: u64::MAX,
+                gzip,
+            });
+            continue;
+        }
+        let mut start = 0;
+        while start < len {
+            let end = (start + SPLIT_BYTES).min(len);
+            splits.push(Split {
+                path: path.clone(),
+                start,
+                end,
+                gzip,
+            });
+            start = end;
+        }
+    }
+    Ok(splits)
+}
+
+/// Read a split's lines, handing each full bundle to `emit`.
+pub fn read_split(
+    split: &Split,
+    mut emit: impl FnMut(Batch) -> Result<(), String>,
+) -> Result<(), String> {
+    let name = split.path.display().to_string();
+    let mut file = File::open(&split.path).map_err(|e| format!("cannot open {name}: {e}"))?;
+    if split.gzip {
+        let r = BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(file));
+        return read_lines(r, 0, u64::MAX, &name, &mut emit);
+    }
+    if split.start == 0 {
+        return read_lines(
+            BufReader::with_capacity(1 << 16, file),
+            0,
+            split.end,
+            &name,
+            &mut emit,
+        );
+    }
+    // Start after the first newline at or after start-1: the line crossing
+    // the boundary belongs to the previous split.
+    file.seek(SeekFrom::Start(split.start - 1))
+        .map_err(|e| format!("cannot seek in {name}: {e}"))?;
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    let mut skipped = Vec::new();
+    let n = r
+        .read_until(b'\n', &mut skipped)
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    read_lines(r, split.start - 1 + n as u64, split.end, &name, &mut emit)
+}
+
+fn read_lines(
+    mut r: impl BufRead,
+    mut pos: u64,
+    end: u64,
+    name: &str,
+    emit: &mut impl FnMut(Batch) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut batch = Batch::with_capacity(BUNDLE_LINES, 1 << 20);
+    let mut line = Vec::with_capacity(256);
+    while pos < end {
+        line.clear();
+        let n = r
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read {name}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        pos += n as u64;
+        let mut l = &line[..];
+        if l.last() == Some(&b'\n') {
+            l = &l[..l.len() - 1];
+            if l.last() == Some(&b'\r') {
+                l = &l[..l.len() - 1];
+            }
+        }
+        batch.push_global(l, crate::window::MIN_TIMESTAMP);
+        if batch.len() >= BUNDLE_LINES {
+            emit(std::mem::replace(
+                &mut batch,
+                Batch::with_capacity(BUNDLE_LINES, 1 << 20),
+            ))?;
+        }
+    }
+    if !batch.is_empty() {
+        emit(batch)?;
+    }
+    Ok(())
+}
+
+/// Lines written by one sink, staged as part files until the job commits.
+pub struct StagedText {
+    sink: TextSink,
+    dir: PathBuf,
+}
+
+/// Ordering key of a part: (stage, source, sub-bundle).
+pub type PartKey = (u32, u32, u32);
+
+impl StagedText {
+    /// Create a private staging directory next to the output prefix.
+    pub fn new(sink: TextSink, job_tag: &str) -> Result<Self, String> {
+        let prefix = Path::new(&sink.prefix);
+        let parent = match prefix.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| format!("cannot create output directory {}: {e}", parent.display()))?;
+        let base = prefix
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = parent.join(format!(".{base}.wasmbeam-staging-{job_tag}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create staging directory {}: {e}", dir.display()))?;
+        Ok(StagedText { sink, dir })
+    }
+
+    /// Stage one bundle's lines.
+    pub fn write_part(&self, key: PartKey, batch: &Batch) -> Result<(), String> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let path = self
+            .dir
+            .join(format!("part-{:05}-{:010}-{:010}", key.0, key.1, key.2));
+        let mut buf = Vec::with_capacity(batch.data.len() + batch.len());
+        for e in batch.iter() {
+            buf.extend_from_slice(e.value);
+            buf.push(b'\n');
+        }
+        std::fs::write(&path, buf).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// Final shard file names, in shard order.
+    pub fn shard_paths(&self) -> Vec<PathBuf> {
+        let n = self.sink.shards.max(1);
+        (0..n)
+            .map(|i| {
+                PathBuf::from(format!(
+                    "{}-{:05}-of-{:05}{}",
+                    self.sink.prefix, i, n, self.sink.suffix
+                ))
+            })
+            .collect()
+    }
+
+    /// Assemble shards in the staging directory, then move them into place.
+    /// Returns the final paths.
+    pub fn commit(self) -> Result<Vec<PathBuf>, String> {
+        let n = self.sink.shards.max(1);
+        let mut parts: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for entry in std::fs::read_dir(&self.dir)
+            .map_err(|e| format!("cannot list {}: {e}", self.dir.display()))?
+        {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("part-") {
+                parts.insert(name, entry.path());
+            }
+        }
+        let mut shards: Vec<File> = Vec::new();
+        let mut staged = Vec::new();
+        for i in 0..n {
+            let p = self.dir.join(format!("shard-{i:05}"));
+            shards
+                .push(File::create(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?);
+            staged.push(p);
+        }
+        for (i, (_, path)) in parts.iter().enumerate() {
+            let mut src =
+                File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let mut buf = Vec::new();
+            src.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+            shards[i % n]
+                .write_all(&buf)
+                .map_err(|e| format!("cannot write shard: {e}"))?;
+        }
+        for f in &shards {
+            f.sync_all()
+                .map_err(|e| format!("cannot sync shard: {e}"))?;
+        }
+        drop(shards);
+        let finals = self.shard_paths();
+        for (from, to) in staged.iter().zip(&finals) {
+            std::fs::rename(from, to)
+                .map_err(|e| format!("cannot move {} to {}: {e}", from.display(), to.display()))?;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(finals)
+    }
+
+    /// Throw away everything staged.
+    pub fn abort(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_cover_every_line_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.txt");
+        let mut text = String::new();
+        for i in 0..600_000 {
+            text.push_str(&format!("line number {i}\n"));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let splits = plan_splits(&[p.display().to_string()]).unwrap();
+        assert!(splits.len() > 1);
+        let mut lines = Vec::new();
+        for s in &splits {
+            read_split(s, |b| {
+                lines.extend(
+                    b.iter()
+                        .map(|e| String::from_utf8(e.value.to_vec()).unwrap()),
+                );
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(lines.len(), 600_000);
+        assert_eq!(lines[123_456], "line number 123456");
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let err = plan_splits(&["/nonexistent/dir/*.txt".to_string()]).unwrap_err();
+        assert!(
+            err.contains("no file matches \"/nonexistent/dir/*.txt\""),
+            "{err}"
+        );
+    }
+}
