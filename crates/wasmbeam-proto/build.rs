@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ]
     .iter()
     .map(|f| root.join(format!("org/apache/beam/model/{f}.proto")))
+    .chain(std::iter::once(root.join("wasmbeam/v1/wasmbeam.proto")))
     .collect();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

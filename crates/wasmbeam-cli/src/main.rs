@@ -8,6 +8,10 @@
 //!   cannot run, with reasons.
 //! * `wasmbeam convert FILE --to json|text|binary [-o OUT]` — re-encode a
 //!   pipeline in another of the three formats.
+//! * `wasmbeam run PIPELINE [--workers N] [--set name=value ...]` — run a
+//!   YAML pipeline or a Beam `Pipeline` proto in batch mode.
+//! * `wasmbeam build DIR [-o OUT]` — build a guest UDF source tree into a
+//!   component and check it against the contract.
 //!
 //! Exit codes: 0 success; 1 the work failed; 2 bad input (unreadable or
 //! malformed file, invalid pipeline, bad usage). On failure the first line on
@@ -15,6 +19,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod guest;
+mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use wasmbeam_proto::load::{self, Format};
@@ -39,6 +46,31 @@ enum Command {
         /// Input format; by default from the extension, else sniffed.
         #[arg(long, value_enum)]
         format: Option<FormatArg>,
+    },
+    /// Run a pipeline (YAML, or a Beam Pipeline proto) to completion.
+    Run {
+        /// A `.yaml` pipeline, or a Beam `Pipeline` in binary/JSON/text proto.
+        pipeline: PathBuf,
+        /// Worker threads (default: the pipeline's options, else the number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Set a YAML template variable: `--set input=words.txt` fills `{{ input }}`.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
+        /// Shuffle memory budget in MiB before spilling to disk (default 128).
+        #[arg(long)]
+        memory_budget_mb: Option<usize>,
+        /// Per-bundle deadline for UDF calls, in seconds (default 60).
+        #[arg(long)]
+        bundle_deadline_secs: Option<u64>,
+    },
+    /// Build a guest UDF source directory into a component.
+    Build {
+        /// The guest's source directory (Cargo.toml for Rust).
+        dir: PathBuf,
+        /// Copy the component here.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Re-encode a Beam pipeline in another format.
     Convert {
@@ -71,12 +103,12 @@ impl From<FormatArg> for Format {
 }
 
 /// A failure with its exit code; the message's first line is the cause.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     error: anyhow::Error,
 }
 
-fn bad_input(e: impl Into<anyhow::Error>) -> Failure {
+pub(crate) fn bad_input(e: impl Into<anyhow::Error>) -> Failure {
     Failure {
         code: 2,
         error: e.into(),
@@ -95,6 +127,20 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { file, format } => inspect(&file, format.map(Into::into)),
         Command::Convert { file, to, output } => convert(&file, to.into(), output),
+        Command::Run {
+            pipeline,
+            workers,
+            sets,
+            memory_budget_mb,
+            bundle_deadline_secs,
+        } => run::run(run::RunArgs {
+            pipeline,
+            workers,
+            sets,
+            memory_budget_mb,
+            bundle_deadline_secs,
+        }),
+        Command::Build { dir, output } => build(&dir, output),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,4 +193,37 @@ fn convert(file: &std::path::Path, to: Format, output: Option<PathBuf>) -> Resul
         None => std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(Into::into),
     };
     written.map_err(|error| Failure { code: 1, error })
+}
+
+fn build(dir: &std::path::Path, output: Option<PathBuf>) -> Result<(), Failure> {
+    let wasm = guest::build(dir).map_err(|e| Failure {
+        code: 1,
+        error: anyhow::anyhow!("{e}"),
+    })?;
+    let host = wasmbeam_wasm_host::UdfHost::new(wasmbeam_wasm_host::HostConfig::default())
+        .map_err(|e| Failure {
+            code: 1,
+            error: anyhow::anyhow!(e),
+        })?;
+    let component = host.load_file(&wasm).map_err(bad_input)?;
+    let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+    let dest = match output {
+        Some(out) => {
+            std::fs::copy(&wasm, &out).map_err(|e| Failure {
+                code: 1,
+                error: anyhow::anyhow!("cannot write {}: {e}", out.display()),
+            })?;
+            out
+        }
+        None => wasm,
+    };
+    println!("{}", dest.display());
+    eprintln!(
+        "wasmbeam: built a {} component, {} KiB, contract wasmbeam:udf@{}, sha256 {}",
+        component.kind(),
+        size / 1024,
+        wasmbeam_wasm_host::CONTRACT_VERSION,
+        component.sha256()
+    );
+    Ok(())
 }

@@ -47,16 +47,22 @@ pub fn classify(t: &PTransform) -> Support {
         u if u == ours::READ_TEXT => Support::Native("read text files"),
         u if u == ours::WRITE_TEXT => Support::Native("write text files"),
         u if u == primitives::PAR_DO => classify_pardo(payload),
-        u if u == composites::COMBINE_PER_KEY
-            || u == combine_components::COMBINE_PER_KEY_PRECOMBINE
+        u if u == composites::COMBINE_PER_KEY => match classify_combine(payload) {
+            Support::Unsupported(_) if has_parts => Support::Composite,
+            s => s,
+        },
+        u if u == combine_components::COMBINE_PER_KEY_PRECOMBINE
             || u == combine_components::COMBINE_PER_KEY_MERGE_ACCUMULATORS
             || u == combine_components::COMBINE_PER_KEY_EXTRACT_OUTPUTS
             || u == combine_components::COMBINE_GROUPED_VALUES
             || u == composites::COMBINE_GLOBALLY =>
         {
             match classify_combine(payload) {
-                Support::Unsupported(_) if has_parts => Support::Composite,
-                s => s,
+                _ if has_parts => Support::Composite,
+                Support::Unsupported(r) => Support::Unsupported(r),
+                _ => Support::Unsupported(format!(
+                    "{u} outside its combine_per_key composite is not supported yet; submit the composite"
+                )),
             }
         }
         _ if has_parts => Support::Composite,
@@ -109,6 +115,8 @@ fn classify_combine(payload: &[u8]) -> Support {
     let fn_urn = p.combine_fn.as_ref().map(|f| f.urn.as_str()).unwrap_or("");
     if fn_urn == ours::WASM_COMBINEFN {
         Support::Wasm("WASM CombineFn")
+    } else if fn_urn == ours::BUILTIN_COMBINEFN {
+        Support::Native("built-in combine")
     } else {
         Support::Unsupported(foreign_fn(fn_urn, "CombineFn"))
     }

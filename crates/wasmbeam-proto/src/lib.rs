@@ -63,6 +63,14 @@ pub mod org {
 }
 
 pub use org::apache::beam::model::{fn_execution, job_management, pipeline};
+
+/// wasmbeam's own payload messages (`proto/wasmbeam/v1/wasmbeam.proto`).
+#[allow(missing_docs, clippy::all)]
+pub mod wasmbeam {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/wasmbeam.v1.rs"));
+    }
+}
 pub use prost;
 pub use prost_types;
 

@@ -8,6 +8,9 @@ pub const WASM_DOFN: &str = "wasmbeam:dofn:wasm:v1";
 /// `FunctionSpec.urn` of a CombineFn compiled to a WebAssembly component,
 /// inside a standard `CombinePayload.combine_fn`.
 pub const WASM_COMBINEFN: &str = "wasmbeam:combinefn:wasm:v1";
+/// `FunctionSpec.urn` of a combine function built into the runner (count,
+/// sums, mean, min, max), inside a standard `CombinePayload.combine_fn`.
+pub const BUILTIN_COMBINEFN: &str = "wasmbeam:combinefn:builtin:v1";
 /// `Environment.urn` of the sandboxed wasmtime environment that runs WASM UDFs.
 pub const WASM_ENVIRONMENT: &str = "wasmbeam:env:wasm:v1";
 /// Runner-native transform: read lines from text files (globs, gzip).

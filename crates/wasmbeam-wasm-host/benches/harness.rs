@@ -32,7 +32,10 @@ fn input() -> InputBatch {
 fn native_identity(batch: &InputBatch) -> OutputBatch {
     let n = batch.timestamps.len();
     let mut out = OutputBatch {
-        values: Values { data: Vec::with_capacity(batch.values.data.len()), offsets: Vec::with_capacity(n + 1) },
+        values: Values {
+            data: Vec::with_capacity(batch.values.data.len()),
+            offsets: Vec::with_capacity(n + 1),
+        },
         tags: Vec::with_capacity(n),
         sources: Vec::with_capacity(n),
         timestamps: Vec::with_capacity(n),
@@ -52,22 +55,34 @@ fn native_identity(batch: &InputBatch) -> OutputBatch {
 }
 
 fn spec() -> DoFnSpec {
-    DoFnSpec { config: b"identity".to_vec(), outputs: vec!["main".into()], ..DoFnSpec::default() }
+    DoFnSpec {
+        config: b"identity".to_vec(),
+        outputs: vec!["main".into()],
+        ..DoFnSpec::default()
+    }
 }
 
 fn benches(c: &mut Criterion) {
     let wasm = common::build_udf("modes");
     let cache = tempfile::tempdir().unwrap();
-    let host = UdfHost::new(HostConfig { cache_dir: Some(cache.path().into()), ..HostConfig::default() }).unwrap();
+    let host = UdfHost::new(HostConfig {
+        cache_dir: Some(cache.path().into()),
+        ..HostConfig::default()
+    })
+    .unwrap();
     let component = host.load_file(&wasm).unwrap();
     let batch = input();
 
     let mut g = c.benchmark_group("identity_1000x100B");
     g.throughput(Throughput::Elements(N as u64));
-    g.bench_function("native_closure", |b| b.iter(|| native_identity(std::hint::black_box(&batch))));
+    g.bench_function("native_closure", |b| {
+        b.iter(|| native_identity(std::hint::black_box(&batch)))
+    });
     let pool = DoFnPool::new(component.clone(), spec()).unwrap();
     let mut inst = pool.acquire().unwrap();
-    g.bench_function("wasm_rust_guest", |b| b.iter(|| inst.run_bundle(std::hint::black_box(&batch)).unwrap()));
+    g.bench_function("wasm_rust_guest", |b| {
+        b.iter(|| inst.run_bundle(std::hint::black_box(&batch)).unwrap())
+    });
     pool.release(inst);
     g.finish();
 
@@ -79,16 +94,28 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("instantiate_and_setup_fresh", |b| {
-        b.iter_batched(|| (), |_| DoFnInstance::new(&component, &spec()).unwrap(), BatchSize::PerIteration)
+        b.iter_batched(
+            || (),
+            |_| DoFnInstance::new(&component, &spec()).unwrap(),
+            BatchSize::PerIteration,
+        )
     });
     g.finish();
 
     let bytes = std::fs::read(&wasm).unwrap();
     let mut g = c.benchmark_group("load_component");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
-    let nocache = UdfHost::new(HostConfig { cache_dir: None, ..HostConfig::default() }).unwrap();
-    g.bench_function("cold_compile", |b| b.iter(|| nocache.load("modes.wasm", &bytes).unwrap()));
-    g.bench_function("cached", |b| b.iter(|| host.load("modes.wasm", &bytes).unwrap()));
+    let nocache = UdfHost::new(HostConfig {
+        cache_dir: None,
+        ..HostConfig::default()
+    })
+    .unwrap();
+    g.bench_function("cold_compile", |b| {
+        b.iter(|| nocache.load("modes.wasm", &bytes).unwrap())
+    });
+    g.bench_function("cached", |b| {
+        b.iter(|| host.load("modes.wasm", &bytes).unwrap())
+    });
     let one = {
         let mut b = InputBatchBuilder::new();
         b.push_global(b"first", 0);

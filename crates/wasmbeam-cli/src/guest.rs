@@ -1,0 +1,76 @@
+//! Building guest source directories into components (Rust today; Go and
+//! Python guests arrive with their SDKs).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Build the guest in `dir` and return the component path. The compiler's
+/// own output is shown on failure.
+pub fn build(dir: &Path) -> Result<PathBuf, String> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.exists() {
+        return Err(format!(
+            "{} holds no Cargo.toml; wasmbeam builds Rust guests from source today (Go and Python guests are not supported yet)",
+            dir.display()
+        ));
+    }
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let name = package_name(&text)
+        .ok_or_else(|| format!("{} has no [package] name", manifest.display()))?;
+    let target = std::env::var_os("WASMBEAM_GUEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("target"));
+    tracing::info!(dir = %dir.display(), "building Rust guest");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let wasm = target
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    if !wasm.exists() {
+        return Err(format!(
+            "the build produced no {} (is the crate a cdylib?)",
+            wasm.display()
+        ));
+    }
+    Ok(wasm)
+}
+
+fn package_name(toml: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in toml.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            in_package = l == "[package]";
+            continue;
+        }
+        if in_package {
+            if let Some(rest) = l.strip_prefix("name") {
+                let v = rest
+                    .trim_start()
+                    .strip_prefix('=')?
+                    .trim()
+                    .trim_matches('"');
+                return Some(v.to_string());
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,189 @@
+//! `wasmbeam run`: a YAML pipeline or a Beam Pipeline proto, to completion.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmbeam_runner::{RunOptions, RunnerError};
+
+use crate::Failure;
+
+/// Options of `wasmbeam run`.
+pub struct RunArgs {
+    pub pipeline: PathBuf,
+    pub workers: Option<usize>,
+    pub sets: Vec<String>,
+    pub memory_budget_mb: Option<usize>,
+    pub bundle_deadline_secs: Option<u64>,
+}
+
+pub fn run(args: RunArgs) -> Result<(), Failure> {
+    let mut vars = BTreeMap::new();
+    for s in &args.sets {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| crate::bad_input(anyhow::anyhow!("--set {s:?}: expected NAME=VALUE")))?;
+        vars.insert(k.trim().to_string(), v.to_string());
+    }
+    let path = &args.pipeline;
+    let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    let (pipeline, yaml_workers, yaml_budget, base_dir) = if is_yaml {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::bad_input(anyhow::anyhow!("cannot read {}: {e}", path.display()))
+        })?;
+        let built = wasmbeam_yaml::parse(path, &text, &vars, &crate::guest::build)
+            .map_err(crate::bad_input)?;
+        (
+            built.pipeline,
+            built.workers,
+            built.memory_budget_mb,
+            PathBuf::from("."),
+        )
+    } else {
+        if !vars.is_empty() {
+            return Err(crate::bad_input(anyhow::anyhow!(
+                "--set applies to YAML pipelines only"
+            )));
+        }
+        let (p, _) = wasmbeam_proto::load::pipeline_from_file(path).map_err(crate::bad_input)?;
+        (p, None, None, PathBuf::from("."))
+    };
+    let mut opts = RunOptions {
+        base_dir,
+        ..RunOptions::default()
+    };
+    if let Some(w) = args.workers.or(yaml_workers) {
+        opts.workers = w.max(1);
+    }
+    if let Some(mb) = args.memory_budget_mb.or(yaml_budget) {
+        opts.memory_budget = mb.max(1) << 20;
+    }
+    if let Some(s) = args.bundle_deadline_secs {
+        opts.limits.bundle_deadline = Duration::from_secs(s.max(1));
+    }
+    let cancel = opts.cancel.clone();
+    install_ctrl_c(cancel.clone());
+    let started = Instant::now();
+    let progress = opts.progress.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = spawn_progress(progress, done.clone(), started);
+    let result = wasmbeam_runner::run(&pipeline, &opts);
+    done.store(true, Ordering::SeqCst);
+    let _ = reporter.join();
+    match result {
+        Ok(summary) => {
+            eprintln!(
+                "wasmbeam: job done in {:.2}s ({} stages, {} workers{})",
+                started.elapsed().as_secs_f64(),
+                summary.stages,
+                opts.workers,
+                if summary.spilled_bytes > 0 {
+                    format!(", {} MiB spilled", summary.spilled_bytes >> 20)
+                } else {
+                    String::new()
+                }
+            );
+            for o in &summary.outputs {
+                println!("{}", o.display());
+            }
+            for (t, m) in &summary.user_metrics {
+                for (k, v) in &m.counters {
+                    eprintln!("  metric {t}/{k} = {v}");
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let code = match e {
+                RunnerError::Invalid(_)
+                | RunnerError::Unsupported(_)
+                | RunnerError::Transform { .. } => 2,
+                _ => 1,
+            };
+            let err = match e {
+                RunnerError::Unsupported(findings) => {
+                    let mut msg =
+                        format!("{} transform(s) cannot run on wasmbeam:", findings.len());
+                    for f in &findings {
+                        msg.push_str(&format!("\n  - {f}"));
+                    }
+                    anyhow::anyhow!(msg)
+                }
+                other => anyhow::Error::new(other),
+            };
+            Err(Failure { code, error: err })
+        }
+    }
+}
+
+fn install_ctrl_c(cancel: Arc<AtomicBool>) {
+    // A second thread polls a flag set by the signal handler; no extra crate.
+    static SIGNALLED: AtomicBool = AtomicBool::new(false);
+    extern "C" fn on_signal(_: i32) {
+        SIGNALLED.store(true, Ordering::SeqCst);
+    }
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    }
+    // SAFETY: installing an async-signal-safe handler that only stores an atomic.
+    unsafe {
+        signal(2, on_signal); // SIGINT
+        signal(15, on_signal); // SIGTERM
+    }
+    std::thread::spawn(move || loop {
+        if SIGNALLED.load(Ordering::SeqCst) {
+            eprintln!("wasmbeam: cancelling (outputs will not be committed)");
+            cancel.store(true, Ordering::SeqCst);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    });
+}
+
+fn spawn_progress(
+    p: Arc<wasmbeam_engine::Progress>,
+    done: Arc<AtomicBool>,
+    started: Instant,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let tty = std::io::stderr().is_terminal();
+        let bar = if tty {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            Some(b)
+        } else {
+            None
+        };
+        let mut last_log = Instant::now();
+        while !done.load(Ordering::SeqCst) {
+            let msg = format!(
+                "stage {}/{} {} | {} elements, {} bundles",
+                (p.stages_done.load(Ordering::Relaxed) + 1)
+                    .min(p.stages_total.load(Ordering::Relaxed).max(1)),
+                p.stages_total.load(Ordering::Relaxed),
+                p.current.lock().map(|s| s.clone()).unwrap_or_default(),
+                p.elements.load(Ordering::Relaxed),
+                p.bundles.load(Ordering::Relaxed),
+            );
+            match &bar {
+                Some(b) => b.set_message(msg),
+                None if last_log.elapsed() >= Duration::from_secs(5) => {
+                    eprintln!("wasmbeam: [{:.0}s] {msg}", started.elapsed().as_secs_f64());
+                    last_log = Instant::now();
+                }
+                None => {}
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+    })
+}

@@ -1,0 +1,212 @@
+//! Engine operations backed by WASM components: a DoFn (`DoFnExec`) and a
+//! CombineFn (`CombineExec`), both calling the component once per bundle.
+
+use std::sync::{Arc, RwLock};
+
+use wasmbeam_engine::{Batch, CombineExec, DoFnExec, Values, Window};
+use wasmbeam_wasm_host::{
+    CombineFnPool, DoFnPool, DoFnSpec, InputBatch, OutputBatch, SideInput, SideInputKind,
+    UdfComponent, INHERIT_TIMESTAMP, NO_SOURCE,
+};
+
+/// Move an engine batch into the contract's layout (no element copies).
+pub fn to_input(b: Batch) -> InputBatch {
+    InputBatch {
+        values: wasmbeam_wasm_host::Values {
+            data: b.data,
+            offsets: b.offsets,
+        },
+        timestamps: b.timestamps,
+        window_offsets: b.window_offsets,
+        window_starts: b.window_starts,
+        window_ends: b.window_ends,
+        panes: b.panes,
+    }
+}
+
+/// Split a UDF's output batch by output index, resolving inherited
+/// timestamps, windows and panes from the input elements.
+pub fn split_outputs(
+    input: &InputBatch,
+    out: &OutputBatch,
+    outputs: &mut [Batch],
+) -> Result<(), String> {
+    for i in 0..out.values.len() {
+        let tag = out.tags[i] as usize;
+        let target = outputs
+            .get_mut(tag)
+            .ok_or_else(|| format!("output index {tag} out of range"))?;
+        let value = out.values.get(i);
+        let src = out.sources[i];
+        let ts = out.timestamps[i];
+        if src == NO_SOURCE {
+            target.push_global(value, ts);
+            continue;
+        }
+        let s = src as usize;
+        let ts = if ts == INHERIT_TIMESTAMP {
+            input.timestamps[s]
+        } else {
+            ts
+        };
+        let (a, b) = (
+            input.window_offsets[s] as usize,
+            input.window_offsets[s + 1] as usize,
+        );
+        let windows = input.window_starts[a..b]
+            .iter()
+            .zip(&input.window_ends[a..b])
+            .map(|(&start, &end)| Window { start, end });
+        target.push(value, ts, windows, input.panes[s]);
+    }
+    Ok(())
+}
+
+/// A ParDo whose DoFn is a WASM component.
+pub struct WasmDoFn {
+    component: UdfComponent,
+    spec: DoFnSpec,
+    side_kinds: Vec<(String, SideInputKind)>,
+    pool: RwLock<Option<Arc<DoFnPool>>>,
+}
+
+impl WasmDoFn {
+    /// `spec.side_inputs` is filled in by `prepare`; `side_kinds` says how each tag is accessed.
+    pub fn new(
+        component: UdfComponent,
+        spec: DoFnSpec,
+        side_kinds: Vec<(String, SideInputKind)>,
+    ) -> Self {
+        WasmDoFn {
+            component,
+            spec,
+            side_kinds,
+            pool: RwLock::new(None),
+        }
+    }
+
+    fn pool(&self) -> Result<Arc<DoFnPool>, String> {
+        self.pool
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| "the DoFn was used before it was prepared".to_string())
+    }
+
+    /// User metrics reported so far.
+    pub fn take_metrics(&self) -> wasmbeam_wasm_host::UserMetrics {
+        self.pool
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|p| p.take_metrics())
+            .unwrap_or_default()
+    }
+}
+
+impl DoFnExec for WasmDoFn {
+    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> Result<(), String> {
+        let mut spec = self.spec.clone();
+        for (tag, batch) in side_inputs {
+            let kind = self
+                .side_kinds
+                .iter()
+                .find(|(t, _)| *t == tag)
+                .map(|(_, k)| *k)
+                .unwrap_or(SideInputKind::Iterable);
+            spec.side_inputs.push(SideInput {
+                tag,
+                kind,
+                elements: to_input(batch),
+            });
+        }
+        let pool = DoFnPool::new(self.component.clone(), spec).map_err(|e| e.to_string())?;
+        *self.pool.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(pool));
+        Ok(())
+    }
+
+    fn process(&self, input: Batch) -> Result<Vec<Batch>, String> {
+        let pool = self.pool()?;
+        let input = to_input(input);
+        let mut inst = pool.acquire().map_err(|e| e.to_string())?;
+        let processed = inst.process_bundle(&input);
+        let finished = processed.as_ref().ok().map(|_| inst.finish_bundle());
+        pool.release(inst);
+        let processed = processed.map_err(|e| e.to_string())?;
+        let finished = finished
+            .unwrap_or_else(|| Ok(empty_output()))
+            .map_err(|e| e.to_string())?;
+        let n = self.spec.outputs.len().max(1);
+        let mut outs: Vec<Batch> = (0..n)
+            .map(|_| Batch::with_capacity(processed.values.len(), processed.values.data.len()))
+            .collect();
+        split_outputs(&input, &processed, &mut outs)?;
+        split_outputs(&input, &finished, &mut outs)?;
+        Ok(outs)
+    }
+}
+
+fn empty_output() -> OutputBatch {
+    OutputBatch {
+        values: wasmbeam_wasm_host::Values {
+            data: Vec::new(),
+            offsets: vec![0],
+        },
+        tags: Vec::new(),
+        sources: Vec::new(),
+        timestamps: Vec::new(),
+    }
+}
+
+/// A combine whose CombineFn is a WASM component.
+pub struct WasmCombine {
+    pool: CombineFnPool,
+}
+
+impl WasmCombine {
+    /// Wrap a pool.
+    pub fn new(pool: CombineFnPool) -> Self {
+        WasmCombine { pool }
+    }
+}
+
+fn to_host(v: &Values) -> wasmbeam_wasm_host::Values {
+    wasmbeam_wasm_host::Values {
+        data: v.data.clone(),
+        offsets: v.offsets.clone(),
+    }
+}
+
+fn from_host(v: wasmbeam_wasm_host::Values) -> Values {
+    Values {
+        data: v.data,
+        offsets: v.offsets,
+    }
+}
+
+impl CombineExec for WasmCombine {
+    fn create(&self) -> Result<Vec<u8>, String> {
+        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
+        let r = i.create_accumulator();
+        self.pool.release(i);
+        r.map_err(|e| e.to_string())
+    }
+    fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> Result<Values, String> {
+        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
+        let r = i.add_inputs(&to_host(accs), &to_host(inputs), ends);
+        self.pool.release(i);
+        r.map(from_host).map_err(|e| e.to_string())
+    }
+    fn merge(&self, accs: &Values, ends: &[u32]) -> Result<Values, String> {
+        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
+        let r = i.merge_accumulators(&to_host(accs), ends);
+        self.pool.release(i);
+        r.map(from_host).map_err(|e| e.to_string())
+    }
+    fn extract(&self, accs: &Values) -> Result<Values, String> {
+        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
+        let r = i.extract_outputs(&to_host(accs));
+        self.pool.release(i);
+        r.map(from_host).map_err(|e| e.to_string())
+    }
+}
