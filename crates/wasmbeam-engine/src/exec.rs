@@ -349,11 +349,40 @@ impl Shared<'_> {
     }
 }
 
+/// A worker's precombined accumulators of one GroupByKey, by window then key.
+/// Pipelines have few distinct windows per bundle, so windows are a short
+/// list searched from the most recent; keys use a fast non-cryptographic hash.
+#[derive(Default)]
+struct Table {
+    windows: Vec<(Window, rustc_hash::FxHashMap<Vec<u8>, Vec<u8>>)>,
+}
+
+impl Table {
+    fn window(&mut self, w: Window) -> &mut rustc_hash::FxHashMap<Vec<u8>, Vec<u8>> {
+        let i = match self.windows.iter().rposition(|(x, _)| *x == w) {
+            Some(i) => i,
+            None => {
+                self.windows.push((w, Default::default()));
+                self.windows.len() - 1
+            }
+        };
+        &mut self.windows[i].1
+    }
+
+    fn drain(&mut self) -> Vec<((Vec<u8>, Window), Vec<u8>)> {
+        let mut out = Vec::new();
+        for (w, m) in self.windows.drain(..) {
+            out.extend(m.into_iter().map(|(k, a)| ((k, w), a)));
+        }
+        out
+    }
+}
+
 /// Per-worker buffers for shuffles (and precombine tables).
 #[derive(Default)]
 struct Local {
     bufs: HashMap<usize, Vec<Vec<u8>>>,
-    precombine: HashMap<usize, HashMap<(Vec<u8>, Window), Vec<u8>>>,
+    precombine: HashMap<usize, Table>,
     precombine_bytes: HashMap<usize, usize>,
 }
 
@@ -800,7 +829,33 @@ fn precombine_bundle(
     batch: &Batch,
     local: &mut Local,
 ) -> Result<(), EngineError> {
-    let mut group_of: HashMap<(&[u8], Window), u32> = HashMap::new();
+    if comb.supports_in_place() {
+        let mut fresh: Option<Vec<u8>> = None;
+        let table = local.precombine.entry(op).or_default();
+        let bytes = local.precombine_bytes.entry(op).or_insert(0);
+        for (i, e) in batch.iter().enumerate() {
+            let (key, value) = codec.split(e.value).map_err(|m| sh.op_err(op, format!("element {i}: {m}")))?;
+            for w in e.windows() {
+                let map = table.window(w);
+                let acc = match map.get_mut(key) {
+                    Some(a) => a,
+                    None => {
+                        if fresh.is_none() {
+                            fresh = Some(comb.create().map_err(|m| sh.op_err(op, m))?);
+                        }
+                        *bytes += key.len() + 64;
+                        map.entry(key.to_vec()).or_insert_with(|| fresh.clone().unwrap_or_default())
+                    }
+                };
+                comb.add_input_in_place(acc, value).map_err(|m| sh.op_err(op, format!("element {i}: {m}")))?;
+            }
+        }
+        if *bytes > sh.opts.memory_budget / (4 * sh.opts.workers.max(1)) {
+            flush_precombine(sh, op, local)?;
+        }
+        return Ok(());
+    }
+    let mut group_of: rustc_hash::FxHashMap<(&[u8], Window), u32> = Default::default();
     let mut keys: Vec<(&[u8], Window)> = Vec::new();
     let mut members: Vec<(u32, &[u8])> = Vec::with_capacity(batch.len());
     for (i, e) in batch.iter().enumerate() {
@@ -844,7 +899,7 @@ fn precombine_bundle(
     let mut accs = Values::default();
     let mut fresh: Option<Vec<u8>> = None;
     for (k, w) in &keys {
-        match table.get(&(k.to_vec(), *w)) {
+        match table.window(*w).get(*k) {
             Some(a) => accs.push(a),
             None => {
                 if fresh.is_none() {
@@ -871,7 +926,7 @@ fn precombine_bundle(
     for (i, (k, w)) in keys.iter().enumerate() {
         let a = out.get(i).to_vec();
         *bytes += a.len() + k.len() + 48;
-        table.insert((k.to_vec(), *w), a);
+        table.window(*w).insert(k.to_vec(), a);
     }
     // Keep the table within a share of the budget.
     if *bytes > sh.opts.memory_budget / (4 * sh.opts.workers.max(1)) {
@@ -887,7 +942,7 @@ fn flush_precombine(sh: &Shared<'_>, op: usize, local: &mut Local) -> Result<(),
     let shuffle = &sh.shuffles[&op];
     let parts = shuffle.partitions();
     let mut bufs = vec![Vec::new(); parts];
-    let mut entries: Vec<_> = table.drain().collect();
+    let mut entries = table.drain();
     entries.sort();
     for (i, ((k, w), acc)) in entries.iter().enumerate() {
         let p = partition_of(k, parts);

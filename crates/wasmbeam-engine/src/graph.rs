@@ -80,6 +80,16 @@ pub trait CombineExec: Send + Sync {
     fn merge(&self, accs: &Values, ends: &[u32]) -> OpResult<Values>;
     /// The output of each accumulator (outer-context encoding).
     fn extract(&self, accs: &Values) -> OpResult<Values>;
+    /// True when [`CombineExec::add_input_in_place`] is implemented: the
+    /// engine then folds each input straight into its accumulator instead of
+    /// batching groups (runner-native combiners do this).
+    fn supports_in_place(&self) -> bool {
+        false
+    }
+    /// Fold one input into an accumulator in place.
+    fn add_input_in_place(&self, _acc: &mut Vec<u8>, _input: &[u8]) -> OpResult<()> {
+        Err("this combine function has no in-place path".into())
+    }
 }
 
 /// Where a text sink writes.

@@ -187,6 +187,18 @@ impl CombineExec for Builtin {
         Ok(out)
     }
 
+    fn supports_in_place(&self) -> bool {
+        true
+    }
+
+    fn add_input_in_place(&self, acc: &mut Vec<u8>, input: &[u8]) -> Result<(), String> {
+        let (x, n) = self::acc(acc)?;
+        let x = self.fold(x, input)?;
+        acc[..8].copy_from_slice(&x.to_be_bytes());
+        acc[8..].copy_from_slice(&(n + 1).to_be_bytes());
+        Ok(())
+    }
+
     fn extract(&self, accs: &Values) -> Result<Values, String> {
         let mut out = Values::default();
         let mut b = Vec::with_capacity(10);

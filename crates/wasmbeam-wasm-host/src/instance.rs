@@ -69,11 +69,25 @@ impl Sandbox {
                         cap_bytes: state.limiter.limits.memory_bytes,
                     }
                 } else {
-                    let tail = state.stderr.recent();
-                    let mut message = format!("{e:#}");
-                    if !tail.trim().is_empty() {
+                    // One line for humans: the trap itself, then what the
+                    // guest last wrote to stderr (its panic message); the
+                    // wasm backtrace goes to the debug log.
+                    tracing::debug!(udf = %name, "trap details: {e:?}");
+                    let mut message = match e.downcast_ref::<Trap>() {
+                        Some(t) => t.to_string(),
+                        None => e.root_cause().to_string(),
+                    };
+                    let tail: Vec<String> = state
+                        .stderr
+                        .recent()
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+                        .map(String::from)
+                        .collect();
+                    if !tail.is_empty() {
                         message.push_str("; guest stderr: ");
-                        message.push_str(tail.trim());
+                        message.push_str(&tail.join(" / "));
                     }
                     UdfError::Trap { name, message }
                 };

@@ -15,7 +15,11 @@ struct Modes {
 impl DoFn for Modes {
     fn setup(s: &Setup) -> Result<Self, Error> {
         let mode = s.config_str()?.to_string();
-        let odd = if mode == "parity" { s.output_index("odd")? } else { 0 };
+        let odd = match mode.as_str() {
+            "parity" => s.output_index("odd")?,
+            "route" => s.output_index("comments")?,
+            _ => 0,
+        };
         if mode == "bad-setup" {
             return Err(Error::new("setup refused: bad-setup requested"));
         }
@@ -115,6 +119,13 @@ impl DoFn for Modes {
                 }
             }
             "finish" => out.emit(e.value),
+            "route" => {
+                if e.value.starts_with(b"#") {
+                    out.emit_to(self.odd, e.value)
+                } else {
+                    out.emit(e.value)
+                }
+            }
             other => return Err(Error::new(format!("unknown mode {other:?}"))),
         }
         Ok(())

@@ -1,0 +1,133 @@
+//! `wasmbeam run` end to end: YAML pipelines with real WASM components built
+//! from source, real files, and the Beam Python fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn wasmbeam(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
+        .args(args)
+        .current_dir(cwd)
+        .env("WASMBEAM_GUEST_TARGET_DIR", repo().join("target/wasm-guests"))
+        .env("WASMBEAM_CACHE_DIR", repo().join("target/wasm-cache"))
+        .output()
+        .expect("run wasmbeam")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn sorted_lines(files: &[PathBuf]) -> Vec<String> {
+    let mut v: Vec<String> = files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(String::from).collect::<Vec<_>>()).collect();
+    v.sort();
+    v
+}
+
+fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn wordcount_example_matches_its_expected_output_at_any_parallelism() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expected: Vec<String> = std::fs::read_to_string(repo().join("examples/wordcount/expected.txt")).unwrap().lines().map(String::from).collect();
+    let mut previous: Option<Vec<u8>> = None;
+    for workers in ["1", "2", "3"] {
+        let out = tmp.path().join(format!("w{workers}/counts"));
+        let o = wasmbeam(
+            &["run", "examples/wordcount/pipeline.yaml", "--workers", workers, "--set", "input=examples/wordcount/input.txt", "--set", &format!("output={}", out.display())],
+            &repo(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let files = files_with_prefix(out.parent().unwrap(), "counts");
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0].ends_with("counts-00000-of-00001"));
+        let mut lines = sorted_lines(&files);
+        lines.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(lines, expected);
+        let bytes = std::fs::read(&files[0]).unwrap();
+        if let Some(p) = &previous {
+            assert_eq!(p, &bytes, "output differs between worker counts");
+        }
+        previous = Some(bytes);
+    }
+}
+
+fn modes_yaml(dir: &Path, body: &str) -> PathBuf {
+    let udf = repo().join("crates/wasmbeam-wasm-host/tests/udfs/modes");
+    let text = body.replace("UDF", &udf.display().to_string());
+    let p = dir.join("pipeline.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_trapping_udf_fails_the_job_names_the_transform_and_commits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "a\nb\nboom\nc\n").unwrap();
+    let y = modes_yaml(
+        tmp.path(),
+        "pipeline:\n  transforms:\n    - type: ReadFromText\n      name: Read\n      config: {path: in.txt}\n    - type: ParDo\n      name: Explode\n      input: Read\n      config: {udf: UDF, config: trap-on-boom, output_coder: string_utf8}\n    - type: WriteToText\n      name: Write\n      input: Explode\n      config: {path: out/result}\n",
+    );
+    let o = wasmbeam(&["run", y.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let first = stderr(&o).lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string();
+    assert!(first.contains("transform \"Explode\" failed"), "{first}");
+    assert!(first.contains("the guest panicked on purpose: boom"), "{first}");
+    let out = tmp.path().join("out");
+    let left: Vec<_> = if out.exists() { std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect() } else { vec![] };
+    assert!(left.is_empty(), "no output or staging files may remain: {left:?}");
+}
+
+#[test]
+fn multiple_outputs_and_side_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "# header\nx\n# note\ny\n").unwrap();
+    std::fs::write(tmp.path().join("side.txt"), "s1\ns2\n").unwrap();
+    let y = modes_yaml(
+        tmp.path(),
+        "pipeline:\n  transforms:\n    - type: ReadFromText\n      name: Read\n      config: {path: in.txt}\n    - type: ReadFromText\n      name: Side\n      config: {path: side.txt}\n    - type: ParDo\n      name: Route\n      input: Read\n      config: {udf: UDF, config: route, output_coder: string_utf8, outputs: [main, comments]}\n    - type: ParDo\n      name: Join\n      input: Route\n      config: {udf: UDF, config: side, output_coder: string_utf8, side_inputs: {extra: Side}}\n    - type: WriteToText\n      name: WriteMain\n      input: Join\n      config: {path: out/main}\n    - type: WriteToText\n      name: WriteComments\n      input: Route.comments\n      config: {path: out/comments}\n",
+    );
+    let o = wasmbeam(&["run", y.to_str().unwrap(), "--workers", "2"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tmp.path().join("out");
+    assert_eq!(sorted_lines(&files_with_prefix(&out, "main")), ["x|extra:s1", "x|extra:s2", "y|extra:s1", "y|extra:s2"]);
+    assert_eq!(sorted_lines(&files_with_prefix(&out, "comments")), ["# header", "# note"]);
+}
+
+#[test]
+fn beam_python_fixtures_are_refused_with_every_unsupported_transform() {
+    let o = wasmbeam(&["run", "tests/fixtures/beam/c_group_by_key.portable.pb"], &repo());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let first = err.lines().next().unwrap();
+    assert!(first.starts_with("error: 3 transform(s) cannot run on wasmbeam:"), "{err}");
+    for name in ["Create/FlatMap(<lambda at core.py:4094>)", "Create/Map(decode)", "MapTuple(<lambda at dump_fixtures.py:69>)"] {
+        assert!(err.contains(&format!("\"{name}\"")), "{name} missing from:\n{err}");
+    }
+    assert!(err.contains("pickled Python DoFn"), "{err}");
+}
+
+#[test]
+fn bad_yaml_and_missing_variables_are_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("bad.yaml");
+    std::fs::write(&p, "pipeline:\n  transforms:\n    - type: ReadFromText\n      config: {path: [unclosed\n").unwrap();
+    let o = wasmbeam(&["run", p.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).lines().next().unwrap().contains("bad.yaml: line"), "{}", stderr(&o));
+    let o = wasmbeam(&["run", "examples/wordcount/pipeline.yaml"], &repo());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--set input=VALUE"), "{}", stderr(&o));
+}
