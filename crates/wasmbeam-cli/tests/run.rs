@@ -5,14 +5,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn wasmbeam(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
         .args(args)
         .current_dir(cwd)
-        .env("WASMBEAM_GUEST_TARGET_DIR", repo().join("target/wasm-guests"))
+        .env(
+            "WASMBEAM_GUEST_TARGET_DIR",
+            repo().join("target/wasm-guests"),
+        )
         .env("WASMBEAM_CACHE_DIR", repo().join("target/wasm-cache"))
         .output()
         .expect("run wasmbeam")
@@ -23,7 +29,16 @@ fn stderr(o: &Output) -> String {
 }
 
 fn sorted_lines(files: &[PathBuf]) -> Vec<String> {
-    let mut v: Vec<String> = files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(String::from).collect::<Vec<_>>()).collect();
+    let mut v: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     v.sort();
     v
 }
@@ -41,12 +56,26 @@ fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 #[test]
 fn wordcount_example_matches_its_expected_output_at_any_parallelism() {
     let tmp = tempfile::tempdir().unwrap();
-    let expected: Vec<String> = std::fs::read_to_string(repo().join("examples/wordcount/expected.txt")).unwrap().lines().map(String::from).collect();
+    let expected: Vec<String> =
+        std::fs::read_to_string(repo().join("examples/wordcount/expected.txt"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
     let mut previous: Option<Vec<u8>> = None;
     for workers in ["1", "2", "3"] {
         let out = tmp.path().join(format!("w{workers}/counts"));
         let o = wasmbeam(
-            &["run", "examples/wordcount/pipeline.yaml", "--workers", workers, "--set", "input=examples/wordcount/input.txt", "--set", &format!("output={}", out.display())],
+            &[
+                "run",
+                "examples/wordcount/pipeline.yaml",
+                "--workers",
+                workers,
+                "--set",
+                "input=examples/wordcount/input.txt",
+                "--set",
+                &format!("output={}", out.display()),
+            ],
             &repo(),
         );
         assert!(o.status.success(), "{}", stderr(&o));
@@ -82,12 +111,29 @@ fn a_trapping_udf_fails_the_job_names_the_transform_and_commits_nothing() {
     );
     let o = wasmbeam(&["run", y.to_str().unwrap()], tmp.path());
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let first = stderr(&o).lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string();
+    let first = stderr(&o)
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default()
+        .to_string();
     assert!(first.contains("transform \"Explode\" failed"), "{first}");
-    assert!(first.contains("the guest panicked on purpose: boom"), "{first}");
+    assert!(
+        first.contains("the guest panicked on purpose: boom"),
+        "{first}"
+    );
     let out = tmp.path().join("out");
-    let left: Vec<_> = if out.exists() { std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect() } else { vec![] };
-    assert!(left.is_empty(), "no output or staging files may remain: {left:?}");
+    let left: Vec<_> = if out.exists() {
+        std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    } else {
+        vec![]
+    };
+    assert!(
+        left.is_empty(),
+        "no output or staging files may remain: {left:?}"
+    );
 }
 
 #[test]
@@ -102,19 +148,38 @@ fn multiple_outputs_and_side_inputs() {
     let o = wasmbeam(&["run", y.to_str().unwrap(), "--workers", "2"], tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let out = tmp.path().join("out");
-    assert_eq!(sorted_lines(&files_with_prefix(&out, "main")), ["x|extra:s1", "x|extra:s2", "y|extra:s1", "y|extra:s2"]);
-    assert_eq!(sorted_lines(&files_with_prefix(&out, "comments")), ["# header", "# note"]);
+    assert_eq!(
+        sorted_lines(&files_with_prefix(&out, "main")),
+        ["x|extra:s1", "x|extra:s2", "y|extra:s1", "y|extra:s2"]
+    );
+    assert_eq!(
+        sorted_lines(&files_with_prefix(&out, "comments")),
+        ["# header", "# note"]
+    );
 }
 
 #[test]
 fn beam_python_fixtures_are_refused_with_every_unsupported_transform() {
-    let o = wasmbeam(&["run", "tests/fixtures/beam/c_group_by_key.portable.pb"], &repo());
+    let o = wasmbeam(
+        &["run", "tests/fixtures/beam/c_group_by_key.portable.pb"],
+        &repo(),
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
     let first = err.lines().next().unwrap();
-    assert!(first.starts_with("error: 3 transform(s) cannot run on wasmbeam:"), "{err}");
-    for name in ["Create/FlatMap(<lambda at core.py:4094>)", "Create/Map(decode)", "MapTuple(<lambda at dump_fixtures.py:69>)"] {
-        assert!(err.contains(&format!("\"{name}\"")), "{name} missing from:\n{err}");
+    assert!(
+        first.starts_with("error: 3 transform(s) cannot run on wasmbeam:"),
+        "{err}"
+    );
+    for name in [
+        "Create/FlatMap(<lambda at core.py:4094>)",
+        "Create/Map(decode)",
+        "MapTuple(<lambda at dump_fixtures.py:69>)",
+    ] {
+        assert!(
+            err.contains(&format!("\"{name}\"")),
+            "{name} missing from:\n{err}"
+        );
     }
     assert!(err.contains("pickled Python DoFn"), "{err}");
 }
@@ -123,11 +188,60 @@ fn beam_python_fixtures_are_refused_with_every_unsupported_transform() {
 fn bad_yaml_and_missing_variables_are_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("bad.yaml");
-    std::fs::write(&p, "pipeline:\n  transforms:\n    - type: ReadFromText\n      config: {path: [unclosed\n").unwrap();
+    std::fs::write(
+        &p,
+        "pipeline:\n  transforms:\n    - type: ReadFromText\n      config: {path: [unclosed\n",
+    )
+    .unwrap();
     let o = wasmbeam(&["run", p.to_str().unwrap()], tmp.path());
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).lines().next().unwrap().contains("bad.yaml: line"), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("bad.yaml: line"),
+        "{}",
+        stderr(&o)
+    );
     let o = wasmbeam(&["run", "examples/wordcount/pipeline.yaml"], &repo());
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--set input=VALUE"), "{}", stderr(&o));
+}
+
+#[test]
+fn telemetry_example_matches_its_expected_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("telemetry");
+    let o = wasmbeam(
+        &[
+            "run",
+            "examples/telemetry/pipeline.yaml",
+            "--set",
+            "input=examples/telemetry/readings.csv",
+            "--set",
+            &format!("output={}", out.display()),
+        ],
+        &repo(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["minute_stats", "daily_totals"] {
+        let expected: Vec<String> =
+            std::fs::read_to_string(repo().join(format!("examples/telemetry/expected_{name}.csv")))
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect();
+        let mut got = sorted_lines(&files_with_prefix(&out, name));
+        got.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(got, expected, "{name}");
+    }
+    let invalid = sorted_lines(&files_with_prefix(&out, "invalid"));
+    assert_eq!(invalid.len(), 3, "{invalid:?}");
+    assert!(
+        invalid
+            .iter()
+            .any(|l| l.contains("bad timestamp \"not-a-time\"")),
+        "{invalid:?}"
+    );
 }

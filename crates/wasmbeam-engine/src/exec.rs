@@ -834,7 +834,9 @@ fn precombine_bundle(
         let table = local.precombine.entry(op).or_default();
         let bytes = local.precombine_bytes.entry(op).or_insert(0);
         for (i, e) in batch.iter().enumerate() {
-            let (key, value) = codec.split(e.value).map_err(|m| sh.op_err(op, format!("element {i}: {m}")))?;
+            let (key, value) = codec
+                .split(e.value)
+                .map_err(|m| sh.op_err(op, format!("element {i}: {m}")))?;
             for w in e.windows() {
                 let map = table.window(w);
                 let acc = match map.get_mut(key) {
@@ -844,10 +846,12 @@ fn precombine_bundle(
                             fresh = Some(comb.create().map_err(|m| sh.op_err(op, m))?);
                         }
                         *bytes += key.len() + 64;
-                        map.entry(key.to_vec()).or_insert_with(|| fresh.clone().unwrap_or_default())
+                        map.entry(key.to_vec())
+                            .or_insert_with(|| fresh.clone().unwrap_or_default())
                     }
                 };
-                comb.add_input_in_place(acc, value).map_err(|m| sh.op_err(op, format!("element {i}: {m}")))?;
+                comb.add_input_in_place(acc, value)
+                    .map_err(|m| sh.op_err(op, format!("element {i}: {m}")))?;
             }
         }
         if *bytes > sh.opts.memory_budget / (4 * sh.opts.workers.max(1)) {

@@ -540,7 +540,9 @@ pub fn parse(
                 known_keys(&["udf", "config", "output_coder", "outputs", "side_inputs"])?;
                 let udf = cfg_str(cfg, "udf").ok_or_else(|| bad("config.udf (a .wasm component or a guest source directory) is required".into()))?;
                 let (env, staged, sha) = b.environment(&name, &udf)?;
-                let out_coder = b.coder(&cfg_str(cfg, "output_coder").unwrap_or_else(|| "bytes".into())).map_err(bad)?;
+                // output_coder: one coder for every output, or a map from tag to coder.
+                let coder_map: Option<serde_yaml::Mapping> = cfg.get("output_coder").and_then(|v| v.as_mapping().cloned());
+                let default_coder = cfg_str(cfg, "output_coder").unwrap_or_else(|| "bytes".into());
                 let tags: Vec<String> = match cfg.get("outputs") {
                     None => vec!["out".into()],
                     Some(serde_yaml::Value::Sequence(v)) => v.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
@@ -548,7 +550,12 @@ pub fn parse(
                 };
                 let mut outs = Vec::new();
                 for (k, tag) in tags.iter().enumerate() {
-                    let o = b.new_pc(&format!("{name}.{tag}"), out_coder.clone(), in_ws.clone());
+                    let expr = match &coder_map {
+                        Some(m) => cfg_str(m, tag).ok_or_else(|| bad(format!("output_coder has no coder for output {tag:?}")))?,
+                        None => default_coder.clone(),
+                    };
+                    let out_coder = b.coder(&expr).map_err(bad)?;
+                    let o = b.new_pc(&format!("{name}.{tag}"), out_coder, in_ws.clone());
                     if k == 0 {
                         b.outputs.insert(name.clone(), o.clone());
                     }
