@@ -245,3 +245,32 @@ fn telemetry_example_matches_its_expected_outputs() {
         "{invalid:?}"
     );
 }
+
+#[test]
+fn ml_example_fits_the_model_and_reports_the_expected_rmse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ml");
+    let o = wasmbeam(
+        &[
+            "run",
+            "examples/ml/pipeline.yaml",
+            "--set",
+            "train=examples/ml/train.csv",
+            "--set",
+            "test=examples/ml/test.csv",
+            "--set",
+            &format!("output={}", out.display()),
+        ],
+        &repo(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = std::fs::read_to_string(repo().join("examples/ml/expected_rmse.txt")).unwrap();
+    assert_eq!(
+        sorted_lines(&files_with_prefix(&out, "rmse")),
+        [expected.trim().to_string()]
+    );
+    assert_eq!(
+        sorted_lines(&files_with_prefix(&out, "predictions")).len(),
+        500
+    );
+}
