@@ -35,6 +35,15 @@ fn run_reference(mode: &str, ours: &std::path::Path) -> String {
         out.status.success(),
         "{mode} differ from Beam 2.77:\n{stdout}"
     );
+    // scripts/test.sh prints these counts after the whole suite.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/conformance");
+    let _ = std::fs::create_dir_all(&dir);
+    let counts: String = stdout
+        .lines()
+        .filter(|l| !l.starts_with("DIFF"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let _ = std::fs::write(dir.join(format!("{mode}.txt")), counts);
     stdout
 }
 

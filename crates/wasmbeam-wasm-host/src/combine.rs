@@ -1,14 +1,13 @@
 //! CombineFn instances and their pool. Every call works on many groups at
 //! once (one group per key in the runner), never on one element.
 
-use std::sync::Mutex;
-
 use crate::bindings::combinefn::CombinefnUdf;
 use crate::config::{Grants, Limits};
 use crate::contract::UdfKind;
 use crate::error::UdfError;
 use crate::host::UdfComponent;
 use crate::instance::{guest_error, Sandbox};
+use crate::pool::{Idle, Pooled};
 use crate::state::UserMetrics;
 use crate::Values;
 
@@ -134,14 +133,22 @@ impl CombineFnInstance {
     }
 }
 
+impl Pooled for CombineFnInstance {
+    fn take_metrics(&mut self) -> UserMetrics {
+        CombineFnInstance::take_metrics(self)
+    }
+    fn reusable(&self) -> bool {
+        !self.is_poisoned()
+    }
+}
+
 /// Set-up instances of one CombineFn transform, shared by worker threads.
 pub struct CombineFnPool {
     component: UdfComponent,
     config: Vec<u8>,
     limits: Limits,
     grants: Grants,
-    idle: Mutex<Vec<CombineFnInstance>>,
-    metrics: Mutex<UserMetrics>,
+    idle: Idle<CombineFnInstance>,
 }
 
 impl CombineFnPool {
@@ -167,41 +174,24 @@ impl CombineFnPool {
             config,
             limits,
             grants,
-            idle: Mutex::new(vec![first]),
-            metrics: Mutex::default(),
+            idle: Idle::new(first),
         })
     }
 
     /// Take an idle instance, or set up a new one.
     pub fn acquire(&self) -> Result<CombineFnInstance, UdfError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(i) => Ok(i),
-            None => {
-                CombineFnInstance::new(&self.component, &self.config, &self.limits, &self.grants)
-            }
-        }
+        self.idle.acquire(|| {
+            CombineFnInstance::new(&self.component, &self.config, &self.limits, &self.grants)
+        })
     }
 
     /// Give an instance back; a poisoned one is dropped instead.
-    pub fn release(&self, mut inst: CombineFnInstance) {
-        let m = inst.take_metrics();
-        if !m.is_empty() {
-            self.metrics
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .merge(m);
-        }
-        if !inst.is_poisoned() {
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(inst);
-        }
+    pub fn release(&self, inst: CombineFnInstance) {
+        self.idle.release(inst)
     }
 
     /// User metrics of every released instance, since the last call.
     pub fn take_metrics(&self) -> UserMetrics {
-        std::mem::take(&mut *self.metrics.lock().unwrap_or_else(|p| p.into_inner()))
+        self.idle.take_metrics()
     }
 }

@@ -1,6 +1,6 @@
 //! DoFn instances and the per-transform pool that reuses them across bundles.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::batch::{check_output, SideInputKind};
 use crate::bindings::dofn::DofnUdf;
@@ -9,6 +9,7 @@ use crate::contract::UdfKind;
 use crate::error::UdfError;
 use crate::host::UdfComponent;
 use crate::instance::{guest_error, Sandbox};
+use crate::pool::{Idle, Pooled};
 use crate::state::UserMetrics;
 use crate::{InputBatch, OutputBatch};
 
@@ -135,6 +136,15 @@ impl DoFnInstance {
     }
 }
 
+impl Pooled for DoFnInstance {
+    fn take_metrics(&mut self) -> UserMetrics {
+        DoFnInstance::take_metrics(self)
+    }
+    fn reusable(&self) -> bool {
+        !self.is_poisoned() && !self.in_bundle
+    }
+}
+
 impl Drop for DoFnInstance {
     fn drop(&mut self) {
         if !self.sandbox.poisoned {
@@ -148,8 +158,7 @@ impl Drop for DoFnInstance {
 pub struct DoFnPool {
     component: UdfComponent,
     spec: Arc<DoFnSpec>,
-    idle: Mutex<Vec<DoFnInstance>>,
-    metrics: Mutex<UserMetrics>,
+    idle: Idle<DoFnInstance>,
 }
 
 impl DoFnPool {
@@ -167,35 +176,19 @@ impl DoFnPool {
         Ok(DoFnPool {
             component,
             spec: Arc::new(spec),
-            idle: Mutex::new(vec![first]),
-            metrics: Mutex::default(),
+            idle: Idle::new(first),
         })
     }
 
     /// Take an idle instance, or set up a new one.
     pub fn acquire(&self) -> Result<DoFnInstance, UdfError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(i) => Ok(i),
-            None => DoFnInstance::new(&self.component, &self.spec),
-        }
+        self.idle
+            .acquire(|| DoFnInstance::new(&self.component, &self.spec))
     }
 
     /// Give an instance back; a poisoned one is dropped instead.
-    pub fn release(&self, mut inst: DoFnInstance) {
-        let m = inst.take_metrics();
-        if !m.is_empty() {
-            self.metrics
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .merge(m);
-        }
-        if !inst.is_poisoned() && !inst.in_bundle {
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(inst);
-        }
+    pub fn release(&self, inst: DoFnInstance) {
+        self.idle.release(inst)
     }
 
     /// Acquire, run one whole bundle, release. After a trap the failed
@@ -209,7 +202,7 @@ impl DoFnPool {
 
     /// User metrics of every released instance, since the last call.
     pub fn take_metrics(&self) -> UserMetrics {
-        std::mem::take(&mut *self.metrics.lock().unwrap_or_else(|p| p.into_inner()))
+        self.idle.take_metrics()
     }
 
     /// The component this pool runs.

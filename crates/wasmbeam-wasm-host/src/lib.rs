@@ -57,6 +57,7 @@ mod dofn;
 mod error;
 mod host;
 mod instance;
+mod pool;
 mod state;
 
 pub use batch::{InputBatchBuilder, SideInputKind, INHERIT_TIMESTAMP, NO_SOURCE};
