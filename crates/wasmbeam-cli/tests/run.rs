@@ -274,3 +274,38 @@ fn ml_example_fits_the_model_and_reports_the_expected_rmse() {
         500
     );
 }
+
+#[test]
+fn gzip_and_glob_inputs_are_read() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read(repo().join("examples/wordcount/input.txt")).unwrap();
+    let (first, second) = text.split_at(text.iter().position(|&b| b == b'\n').unwrap() + 1);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(first).unwrap();
+    std::fs::write(tmp.path().join("part-a.txt.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(tmp.path().join("part-b.txt"), second).unwrap();
+    let out = tmp.path().join("out/counts");
+    let input = format!("input={}/part-*", tmp.path().display());
+    let o = wasmbeam(
+        &[
+            "run",
+            "examples/wordcount/pipeline.yaml",
+            "--set",
+            &input,
+            "--set",
+            &format!("output={}", out.display()),
+        ],
+        &repo(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected: Vec<String> =
+        std::fs::read_to_string(repo().join("examples/wordcount/expected.txt"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+    let mut got = sorted_lines(&files_with_prefix(out.parent().unwrap(), "counts"));
+    got.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(got, expected);
+}
