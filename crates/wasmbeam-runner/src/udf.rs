@@ -168,6 +168,19 @@ impl WasmCombine {
     pub fn new(pool: CombineFnPool) -> Self {
         WasmCombine { pool }
     }
+
+    /// Take an instance for one call and give it back (a trapped one is dropped).
+    fn with_instance<R>(
+        &self,
+        call: impl FnOnce(
+            &mut wasmbeam_wasm_host::CombineFnInstance,
+        ) -> Result<R, wasmbeam_wasm_host::UdfError>,
+    ) -> Result<R, String> {
+        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
+        let r = call(&mut i);
+        self.pool.release(i);
+        r.map_err(|e| e.to_string())
+    }
 }
 
 fn to_host(v: &Values) -> wasmbeam_wasm_host::Values {
@@ -186,27 +199,18 @@ fn from_host(v: wasmbeam_wasm_host::Values) -> Values {
 
 impl CombineExec for WasmCombine {
     fn create(&self) -> Result<Vec<u8>, String> {
-        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
-        let r = i.create_accumulator();
-        self.pool.release(i);
-        r.map_err(|e| e.to_string())
+        self.with_instance(|i| i.create_accumulator())
     }
     fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> Result<Values, String> {
-        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
-        let r = i.add_inputs(&to_host(accs), &to_host(inputs), ends);
-        self.pool.release(i);
-        r.map(from_host).map_err(|e| e.to_string())
+        self.with_instance(|i| i.add_inputs(&to_host(accs), &to_host(inputs), ends))
+            .map(from_host)
     }
     fn merge(&self, accs: &Values, ends: &[u32]) -> Result<Values, String> {
-        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
-        let r = i.merge_accumulators(&to_host(accs), ends);
-        self.pool.release(i);
-        r.map(from_host).map_err(|e| e.to_string())
+        self.with_instance(|i| i.merge_accumulators(&to_host(accs), ends))
+            .map(from_host)
     }
     fn extract(&self, accs: &Values) -> Result<Values, String> {
-        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
-        let r = i.extract_outputs(&to_host(accs));
-        self.pool.release(i);
-        r.map(from_host).map_err(|e| e.to_string())
+        self.with_instance(|i| i.extract_outputs(&to_host(accs)))
+            .map(from_host)
     }
 }
