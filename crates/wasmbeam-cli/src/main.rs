@@ -10,6 +10,8 @@
 //!   pipeline in another of the three formats.
 //! * `wasmbeam run PIPELINE [--workers N] [--set name=value ...]` — run a
 //!   YAML pipeline or a Beam `Pipeline` proto in batch mode.
+//! * `wasmbeam serve [--host H] [--port P] [--config FILE]` — serve Beam's
+//!   Job API and artifact staging, so `PortableRunner` can submit to wasmbeam.
 //! * `wasmbeam build DIR [-o OUT]` — build a guest UDF source tree into a
 //!   component and check it against the contract.
 //!
@@ -22,6 +24,7 @@ use std::process::ExitCode;
 
 mod guest;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use wasmbeam_proto::load::{self, Format};
@@ -46,6 +49,22 @@ enum Command {
         /// Input format; by default from the extension, else sniffed.
         #[arg(long, value_enum)]
         format: Option<FormatArg>,
+    },
+    /// Serve the Beam Job API (gRPC) for PortableRunner and other clients.
+    Serve {
+        /// Address to listen on; without --config only loopback is allowed.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0 picks a free one; the address is printed on stdout).
+        #[arg(long, default_value_t = 8099)]
+        port: u16,
+        /// Tenants, tokens, quotas and policy (YAML); without it, single-user mode.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Job store, artifacts and component cache (default ./wasmbeam-state,
+        /// or the config file's state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Run a pipeline (YAML, or a Beam Pipeline proto) to completion.
     Run {
@@ -141,6 +160,17 @@ fn main() -> ExitCode {
             bundle_deadline_secs,
         }),
         Command::Build { dir, output } => build(&dir, output),
+        Command::Serve {
+            host,
+            port,
+            config,
+            state_dir,
+        } => serve::serve(serve::ServeArgs {
+            host,
+            port,
+            config,
+            state_dir,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -248,11 +248,28 @@ pub fn translate(
                 .as_ref(),
         )
     };
+    // write_text may declare an output (Beam's client drops leaf transforms
+    // without one); nothing fills it, so nothing may read it.
+    let mut written: HashMap<&String, &str> = HashMap::new();
+    for (_, t, _) in view.execution_units() {
+        if t.spec.as_ref().is_some_and(|s| s.urn == wasmbeam_urns::WRITE_TEXT) {
+            for o in t.outputs.values() {
+                written.insert(o, t.unique_name.as_str());
+            }
+        }
+    }
     for (id, t, support) in view.execution_units() {
         let spec = t.spec.clone().unwrap_or_default();
         let urn = spec.urn.as_str();
         let mut inputs: Vec<(&String, &String)> = t.inputs.iter().collect();
         inputs.sort();
+        if let Some((_, w)) = inputs.iter().find_map(|(_, p)| written.get_key_value(p)) {
+            return Err(err(
+                id,
+                t,
+                format!("it reads the output of write_text {w:?}, which wasmbeam does not produce yet"),
+            ));
+        }
         let mut outputs: Vec<(&String, &String)> = t.outputs.iter().collect();
         outputs.sort();
         let single_in = |what: &str| -> Result<String, RunnerError> {
