@@ -336,7 +336,10 @@ impl Shared<'_> {
     fn fail(&self, e: EngineError) {
         let mut f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
         if f.is_none() {
-            *f = Some(e);
+            // Once cancelled, whatever else breaks (a UDF stopped mid-call)
+            // is a consequence of the cancellation.
+            let cancelled = self.opts.cancel.load(Ordering::SeqCst);
+            *f = Some(if cancelled { EngineError::Cancelled } else { e });
         }
         self.abort.store(true, Ordering::SeqCst);
     }

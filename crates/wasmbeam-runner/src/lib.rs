@@ -28,7 +28,7 @@ pub use translate::{translate, TranslateOptions, Translated};
 use wasmbeam_engine::{EngineError, EngineOptions, Progress};
 use wasmbeam_plan::Finding;
 use wasmbeam_proto::pipeline::v1::Pipeline;
-use wasmbeam_wasm_host::{Grants, HostConfig, Limits, UdfHost, UserMetrics};
+use wasmbeam_wasm_host::{Grants, HostConfig, Interrupt, Limits, UdfHost, UserMetrics};
 
 /// Why a pipeline did not run.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +117,15 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
         &host,
         &TranslateOptions {
             base_dir: opts.base_dir.clone(),
-            limits: opts.limits.clone(),
+            limits: Limits {
+                // Cancelling the job also stops UDF calls in progress.
+                interrupt: opts
+                    .limits
+                    .interrupt
+                    .clone()
+                    .or_else(|| Some(Interrupt(opts.cancel.clone()))),
+                ..opts.limits.clone()
+            },
             grants: opts.grants.clone(),
         },
     )?;

@@ -1,7 +1,30 @@
 //! Limits and grants: what one UDF instance may use.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A flag that stops running UDF calls: once set, every call in progress
+/// ends within about [`crate::INTERRUPT_CHECK`] with
+/// [`crate::UdfError::Cancelled`]. Used to cancel jobs promptly even while a
+/// UDF is busy.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(pub Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Is it set?
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl PartialEq for Interrupt {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for Interrupt {}
 
 /// Resource limits for each UDF instance. Defaults are safe for untrusted code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +43,8 @@ pub struct Limits {
     pub bundle_deadline: Duration,
     /// Bytes of log lines, stdout and stderr kept per bundle (default 64 KiB).
     pub log_bytes_per_bundle: usize,
+    /// Stops calls in progress when set (default: none).
+    pub interrupt: Option<Interrupt>,
 }
 
 impl Default for Limits {
@@ -32,6 +57,7 @@ impl Default for Limits {
             memories: 16,
             bundle_deadline: Duration::from_secs(60),
             log_bytes_per_bundle: 64 << 10,
+            interrupt: None,
         }
     }
 }

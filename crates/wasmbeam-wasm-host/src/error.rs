@@ -63,6 +63,12 @@ pub enum UdfError {
         /// The cap.
         cap_bytes: usize,
     },
+    /// The call was stopped because the job was cancelled.
+    #[error("UDF {name} was stopped because the job was cancelled")]
+    Cancelled {
+        /// The component's name.
+        name: String,
+    },
     /// The guest's output broke the contract (bad offsets, tags, sources).
     #[error("UDF {name} returned an invalid batch: {detail}")]
     BadOutput {
@@ -80,6 +86,7 @@ impl UdfError {
             self,
             UdfError::Trap { .. }
                 | UdfError::Deadline { .. }
+                | UdfError::Cancelled { .. }
                 | UdfError::MemoryCap { .. }
                 | UdfError::Instantiate { .. }
         )

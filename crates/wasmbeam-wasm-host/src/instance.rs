@@ -1,6 +1,9 @@
 //! One sandboxed store and the guarded call used for every export.
 
-use wasmtime::{Store, Trap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::config::{Grants, Limits};
 use crate::error::UdfError;
@@ -10,6 +13,8 @@ use crate::state::{HostState, UserMetrics};
 /// A store with its limits; poisoned after any trap.
 pub(crate) struct Sandbox {
     pub store: Store<HostState>,
+    /// Epoch ticks of the current call's deadline not yet handed out.
+    ticks_left: Arc<AtomicU64>,
     pub name: std::sync::Arc<str>,
     pub poisoned: bool,
 }
@@ -27,10 +32,30 @@ impl Sandbox {
             })?;
         let mut store = Store::new(component.host.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(deadline_ticks(limits));
+        // The deadline is handed out in slices of INTERRUPT_CHECK, so that
+        // between slices the callback can see a cancelled job.
+        let ticks_left = Arc::new(AtomicU64::new(0));
+        let left = ticks_left.clone();
+        let interrupt = limits.interrupt.clone();
+        store.epoch_deadline_callback(move |_| {
+            if interrupt.as_ref().is_some_and(|i| i.is_set()) {
+                return Err(wasmtime::Error::new(CancelledCall));
+            }
+            let rest = left.load(Ordering::Relaxed);
+            if rest == 0 {
+                return Err(Trap::Interrupt.into());
+            }
+            let step = rest.min(check_ticks());
+            left.store(rest - step, Ordering::Relaxed);
+            Ok(UpdateDeadline::Continue(step))
+        });
+        let total = deadline_ticks(limits);
+        let first = total.min(check_ticks());
+        ticks_left.store(total - first, Ordering::Relaxed);
+        store.set_epoch_deadline(first);
         Ok(Sandbox {
             store,
+            ticks_left,
             name: component.name.clone(),
             poisoned: false,
         })
@@ -49,7 +74,9 @@ impl Sandbox {
             });
         }
         let ticks = deadline_ticks(&self.store.data().limiter.limits);
-        self.store.set_epoch_deadline(ticks);
+        let first = ticks.min(check_ticks());
+        self.ticks_left.store(ticks - first, Ordering::Relaxed);
+        self.store.set_epoch_deadline(first);
         self.store.data_mut().limiter.memory_cap_hit = false;
         let result = f(&mut self.store);
         match result {
@@ -58,7 +85,9 @@ impl Sandbox {
                 self.poisoned = true;
                 let state = self.store.data();
                 let name = self.name.to_string();
-                let err = if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+                let err = if e.downcast_ref::<CancelledCall>().is_some() {
+                    UdfError::Cancelled { name }
+                } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
                     UdfError::Deadline {
                         name,
                         deadline: state.limiter.limits.bundle_deadline,
@@ -104,6 +133,22 @@ impl Sandbox {
     pub fn take_metrics(&mut self) -> UserMetrics {
         std::mem::take(&mut self.store.data_mut().metrics)
     }
+}
+
+/// The error a call ends with when its job's interrupt flag is set.
+#[derive(Debug)]
+struct CancelledCall;
+
+impl std::fmt::Display for CancelledCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the job was cancelled")
+    }
+}
+
+impl std::error::Error for CancelledCall {}
+
+fn check_ticks() -> u64 {
+    (crate::INTERRUPT_CHECK.as_millis() / EPOCH_TICK.as_millis().max(1)).max(1) as u64
 }
 
 fn deadline_ticks(limits: &Limits) -> u64 {

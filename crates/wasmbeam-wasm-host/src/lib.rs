@@ -62,7 +62,10 @@ mod state;
 
 pub use batch::{InputBatchBuilder, SideInputKind, INHERIT_TIMESTAMP, NO_SOURCE};
 pub use combine::{CombineFnInstance, CombineFnPool};
-pub use config::{Grants, HostConfig, Limits};
+pub use config::{Grants, HostConfig, Interrupt, Limits};
+
+/// How often a busy UDF call checks its [`Interrupt`] flag.
+pub const INTERRUPT_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 pub use contract::{UdfKind, CONTRACT_VERSION};
 pub use dofn::{DoFnInstance, DoFnPool, DoFnSpec, SideInput};
 pub use error::UdfError;
