@@ -2,10 +2,12 @@
 //! * `split`: a line of text → one `kv<string_utf8, varint>` (word, 1) per word;
 //! * `format`: `kv<string_utf8, varint>` (word, count) → the line `word: count`.
 //!
+//! `split` counts its input lines in the user counter `wordcount/lines`.
+//!
 //! Words are maximal runs of letters, digits and apostrophes, as in Beam's
 //! wordcount example.
 use wasmbeam_guest::coders::{split_kv, write_varint, Coder, Utf8, VarInt};
-use wasmbeam_guest::{DoFn, Element, Emitter, Error, Setup};
+use wasmbeam_guest::{metrics, DoFn, Element, Emitter, Error, Setup};
 
 enum Mode {
     Split,
@@ -30,6 +32,7 @@ impl DoFn for WordCount {
     fn process(&mut self, e: &Element<'_>, out: &mut Emitter<'_>) -> Result<(), Error> {
         match self.mode {
             Mode::Split => {
+                metrics::counter("wordcount/lines", 1);
                 let line = std::str::from_utf8(e.value).map_err(|err| Error::new(format!("line is not UTF-8: {err}")))?;
                 for word in line.split(|c: char| !(c.is_alphanumeric() || c == '\'')).filter(|w| !w.is_empty()) {
                     self.buf.clear();

@@ -1,0 +1,251 @@
+//! `wasmbeam serve` end to end with the real Beam Python SDK (apache-beam
+//! 2.77.0 in the project's .venv, made by scripts/bootstrap.sh) as the
+//! client: PortableRunner submissions, the refusal of pickled Python, and
+//! SIGTERM / SIGKILL followed by a restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn python() -> PathBuf {
+    let py = repo().join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/bootstrap.sh (it installs apache-beam 2.77.0 for these tests)",
+        py.display()
+    );
+    py
+}
+
+/// Run a script from tests/e2e with the project's Python package on the path.
+fn script(name: &str, args: &[&str]) -> Output {
+    Command::new(python())
+        .arg(repo().join("tests/e2e").join(name))
+        .args(args)
+        .env("PYTHONPATH", repo().join("python"))
+        .output()
+        .expect("run python")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `wasmbeam build DIR -o OUT` with the shared guest target dir.
+fn build(dir: &Path, out: &Path) -> PathBuf {
+    let o = Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
+        .args(["build"])
+        .arg(dir)
+        .arg("-o")
+        .arg(out)
+        .env("WASMBEAM_GUEST_TARGET_DIR", repo().join("target/wasm-guests"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    out.to_path_buf()
+}
+
+struct Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Server {
+    fn start(state: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
+            .args(["serve", "--port", "0", "--state-dir"])
+            .arg(state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start wasmbeam serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let endpoint = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("listening line")
+            .to_string();
+        assert!(endpoint.starts_with("127.0.0.1:"), "{line}");
+        Server { child, endpoint }
+    }
+
+    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "server did not stop after {sig}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+fn outputs(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Lines "JOB id STATE" and "  MSG text" from the Job API.
+fn job_status(endpoint: &str) -> String {
+    let o = script("job_status.py", &[endpoint]);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn wait_for_state(endpoint: &str, state: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let s = job_status(endpoint);
+        if s.contains(state) {
+            return s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no job reached {state}:\n{s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn beam_python_portable_runner_runs_wordcount_and_pickled_python_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = build(&repo().join("examples/wordcount/udf"), &tmp.path().join("wordcount.wasm"));
+    let server = Server::start(&tmp.path().join("state"));
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let input = repo().join("examples/wordcount/input.txt");
+    let o = script(
+        "portable_wordcount.py",
+        &[
+            &server.endpoint,
+            wasm.to_str().unwrap(),
+            input.to_str().unwrap(),
+            out.join("counts").to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("STATE DONE"), "{}", text(&o));
+    let lines = std::fs::read_to_string(&input).unwrap().lines().count();
+    assert!(
+        stdout.contains(&format!("COUNTER Split wordcount lines {lines}")),
+        "user counter from the UDF, through GetJobMetrics: {}",
+        text(&o)
+    );
+    let files = outputs(&out, "counts");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        sorted_lines(&files[0]),
+        sorted_lines(&repo().join("examples/wordcount/expected.txt"))
+    );
+
+    let o = script("portable_pickled.py", &[&server.endpoint]);
+    let all = text(&o);
+    assert!(o.status.success(), "the pipeline was accepted:\n{all}");
+    assert!(all.contains("REFUSED"), "{all}");
+    assert!(all.contains("wasmbeam cannot run this pipeline"), "{all}");
+    for name in ["Double", "Keep", "Numbers/FlatMap"] {
+        assert!(all.contains(name), "the refusal does not name {name}:\n{all}");
+    }
+    assert!(all.contains("pickled"), "{all}");
+}
+
+#[test]
+fn sigterm_cancels_and_commits_nothing_and_sigkill_leaves_a_failed_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let modes = build(
+        &repo().join("crates/wasmbeam-wasm-host/tests/udfs/modes"),
+        &tmp.path().join("modes.wasm"),
+    );
+    let state = tmp.path().join("state");
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "spin\n").unwrap();
+    let submit = |endpoint: &str, prefix: &str| {
+        let o = script(
+            "portable_submit.py",
+            &[
+                endpoint,
+                modes.to_str().unwrap(),
+                "loop",
+                input.to_str().unwrap(),
+                tmp.path().join(prefix).to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    };
+
+    // SIGTERM: the looping job is cancelled, nothing is written, exit 0.
+    let mut server = Server::start(&state);
+    submit(&server.endpoint, "term");
+    wait_for_state(&server.endpoint, "RUNNING");
+    let t = Instant::now();
+    let status = server.signal("-TERM");
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "shutdown took {:?}", t.elapsed());
+    assert!(outputs(tmp.path(), "term").is_empty());
+    drop(server);
+
+    // SIGKILL while running: the restart marks the job FAILED with the reason.
+    let mut server = Server::start(&state);
+    let s = job_status(&server.endpoint);
+    assert!(s.contains(" CANCELLED"), "{s}");
+    submit(&server.endpoint, "kill");
+    wait_for_state(&server.endpoint, "RUNNING");
+    server.signal("-KILL");
+    drop(server);
+
+    let server = Server::start(&state);
+    let s = job_status(&server.endpoint);
+    let jobs: Vec<&str> = s.lines().filter(|l| l.starts_with("JOB ")).collect();
+    assert_eq!(jobs.len(), 2, "no submitted job vanishes:\n{s}");
+    assert!(jobs.iter().any(|l| l.ends_with(" CANCELLED")), "{s}");
+    assert!(jobs.iter().any(|l| l.ends_with(" FAILED")), "{s}");
+    assert!(
+        s.contains("server stopped while this job was RUNNING"),
+        "the reason is recorded:\n{s}"
+    );
+    assert!(outputs(tmp.path(), "kill").is_empty());
+}
