@@ -3,6 +3,7 @@
 # Safe to run again: each step checks before it installs.
 #   - the Rust target wasm32-wasip2 (guest components)
 #   - a project-local Python venv (.venv) with pinned packages (python/requirements.txt)
+#   - the project's Beam Python package (python/wasmbeam) importable from .venv
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -28,5 +29,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing pinned Python packages (apache-beam takes ~30 s)"
   "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
+fi
+# 3. The project's Beam Python package (python/wasmbeam), importable from the
+#    venv without a copy: a .pth file points at the source tree.
+site="$("$root/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+pth="$site/wasmbeam-src.pth"
+if [ ! -f "$pth" ] || [ "$(cat "$pth")" != "$root/python" ]; then
+  say "linking python/wasmbeam into .venv"
+  echo "$root/python" > "$pth"
 fi
 say "ready"

@@ -38,6 +38,15 @@ tenants:
     )
 }
 
+/// A state dir, and a data root (canonical) with a/b/c holding in.txt.
+fn setup() -> (tempfile::TempDir, tempfile::TempDir, std::path::PathBuf) {
+    let state = tempfile::tempdir().unwrap();
+    let guard = tempfile::tempdir().unwrap();
+    let data = guard.path().canonicalize().unwrap();
+    data_dirs(&data);
+    (state, guard, data)
+}
+
 fn data_dirs(root: &Path) {
     for t in ["a", "b", "c"] {
         std::fs::create_dir_all(root.join(t)).unwrap();
@@ -47,10 +56,7 @@ fn data_dirs(root: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_see_only_their_own_jobs_and_artifacts() {
-    let state = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let data = data.path().canonicalize().unwrap();
-    data_dirs(&data);
+    let (state, _data_guard, data) = setup();
     let server = TestServer::start(Some(&config(&data, "")), state.path()).await;
     let a = server.client(Some(TOKEN_A)).await;
     let b = server.client(Some(TOKEN_B)).await;
@@ -145,10 +151,7 @@ async fn tenants_see_only_their_own_jobs_and_artifacts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_and_policy_are_enforced_and_named() {
-    let state = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let data = data.path().canonicalize().unwrap();
-    data_dirs(&data);
+    let (state, _data_guard, data) = setup();
     let server = TestServer::start(Some(&config(&data, ", artifact_mb: 0")), state.path()).await;
     let a = server.client(Some(TOKEN_A)).await;
     let b = server.client(Some(TOKEN_B)).await;
@@ -194,10 +197,7 @@ async fn quotas_and_policy_are_enforced_and_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_jobs_quota_fails_the_extra_job_and_cancel_stops_a_busy_udf() {
-    let state = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let data = data.path().canonicalize().unwrap();
-    data_dirs(&data);
+    let (state, _data_guard, data) = setup();
     let cfg = config(&data, "").replace("concurrent_jobs: 10, workers: 2", "concurrent_jobs: 1, workers: 2");
     let server = TestServer::start(Some(&cfg), state.path()).await;
     let a = server.client(Some(TOKEN_A)).await;
@@ -233,10 +233,7 @@ async fn concurrent_jobs_quota_fails_the_extra_job_and_cancel_stops_a_busy_udf()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_jobs_from_three_tenants_finish_correctly_beside_failing_and_looping_ones() {
-    let state = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let data = data.path().canonicalize().unwrap();
-    data_dirs(&data);
+    let (state, _data_guard, data) = setup();
     for t in ["a", "b"] {
         let body: String = (0..2000).map(|i| format!("{t} line {i}\n")).collect();
         std::fs::write(data.join(t).join("big.txt"), body).unwrap();
@@ -297,10 +294,7 @@ async fn twenty_jobs_from_three_tenants_finish_correctly_beside_failing_and_loop
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_cancels_running_jobs_and_a_restart_keeps_every_job() {
-    let state = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let data = data.path().canonicalize().unwrap();
-    data_dirs(&data);
+    let (state, _data_guard, data) = setup();
     let server = TestServer::start(None, state.path()).await;
     let c = server.client(None).await;
     let done = c.submit(mode_pipeline("identity", &data.join("a/in.txt"), &data.join("a/done")), &[]).await.unwrap();
@@ -387,4 +381,29 @@ mod prepare_fuzz {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepare_accepts_pipelines_above_grpc_default_4_mib() {
+    use wasmbeam_proto::pipeline::v1 as pb;
+    let (state, _data_guard, data) = setup();
+    let server = TestServer::start(None, state.path()).await;
+    let c = server.client(None).await;
+    let mut p = mode_pipeline("identity", &data.join("a/in.txt"), &data.join("a/big"));
+    // A 6 MiB embedded artifact in an environment nothing uses.
+    p.components.as_mut().unwrap().environments.insert(
+        "unused-env".into(),
+        pb::Environment {
+            urn: "beam:env:docker:v1".into(),
+            dependencies: vec![pb::ArtifactInformation {
+                type_urn: "beam:artifact:type:embedded:v1".into(),
+                type_payload: prost::Message::encode_to_vec(&pb::EmbeddedFilePayload { data: vec![7u8; 6 << 20] }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let id = c.submit(p, &[]).await.unwrap();
+    assert_eq!(c.wait(&id).await, State::Done);
+    server.stop().await;
 }
