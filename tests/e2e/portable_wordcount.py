@@ -4,6 +4,7 @@ through PortableRunner, as a Beam user would write it.
 usage: portable_wordcount.py ENDPOINT COMPONENT INPUT OUTPUT_PREFIX
 Prints "STATE <final state>" and the user counters it got back.
 """
+import os
 import sys
 import typing
 
@@ -14,7 +15,8 @@ import wasmbeam
 
 endpoint, component, input_path, output_prefix = sys.argv[1:5]
 options = PipelineOptions([
-    "--runner=PortableRunner",
+    # A multi-tenant server wants a token: WasmbeamRunner sends $WASMBEAM_TOKEN.
+    "--runner=" + os.environ.get("WASMBEAM_TEST_RUNNER", "PortableRunner"),
     f"--job_endpoint={endpoint}",
 ])
 p = beam.Pipeline(options=options)

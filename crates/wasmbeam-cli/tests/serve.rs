@@ -27,10 +27,15 @@ fn python() -> PathBuf {
 
 /// Run a script from tests/e2e with the project's Python package on the path.
 fn script(name: &str, args: &[&str]) -> Output {
+    script_env(name, args, &[])
+}
+
+fn script_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(python())
         .arg(repo().join("tests/e2e").join(name))
         .args(args)
         .env("PYTHONPATH", repo().join("python"))
+        .envs(env.iter().copied())
         .output()
         .expect("run python")
 }
@@ -64,9 +69,14 @@ struct Server {
 
 impl Server {
     fn start(state: &Path) -> Server {
+        Self::start_with(state, &[])
+    }
+
+    fn start_with(state: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
             .args(["serve", "--port", "0", "--state-dir"])
             .arg(state)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -248,4 +258,51 @@ fn sigterm_cancels_and_commits_nothing_and_sigkill_leaves_a_failed_record() {
         "the reason is recorded:\n{s}"
     );
     assert!(outputs(tmp.path(), "kill").is_empty());
+}
+
+#[test]
+fn multi_tenant_server_takes_the_beam_client_token_and_refuses_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().canonicalize().unwrap();
+    let wasm = build(&repo().join("examples/wordcount/udf"), &tmp_path.join("wordcount.wasm"));
+    let out = tmp_path.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let token = "a-long-enough-token-for-team-a";
+    let config = tmp_path.join("tenants.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "tenants:\n  - name: team-a\n    token: {token}\n    data_dirs: [\"{}\", \"{}\"]\n",
+            repo().join("examples/wordcount").display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&tmp_path.join("state"), &["--config", config.to_str().unwrap()]);
+    let input = repo().join("examples/wordcount/input.txt");
+    let prefix = out.join("counts");
+    let args = [
+        server.endpoint.as_str(),
+        wasm.to_str().unwrap(),
+        input.to_str().unwrap(),
+        prefix.to_str().unwrap(),
+    ];
+    // Plain PortableRunner sends no token: the server refuses it.
+    let o = script("portable_wordcount.py", &args);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("a valid bearer token is required"), "{}", text(&o));
+    // WasmbeamRunner with the wrong token: refused the same way.
+    let runner = ("WASMBEAM_TEST_RUNNER", "wasmbeam.runner.WasmbeamRunner");
+    let o = script_env("portable_wordcount.py", &args, &[runner, ("WASMBEAM_TOKEN", "someone-elses-token-123")]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("UNAUTHENTICATED"), "{}", text(&o));
+    assert!(outputs(&out, "counts").is_empty());
+    // With the tenant's token the job runs.
+    let o = script_env("portable_wordcount.py", &args, &[runner, ("WASMBEAM_TOKEN", token)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("STATE DONE"), "{}", text(&o));
+    assert_eq!(
+        sorted_lines(&outputs(&out, "counts")[0]),
+        sorted_lines(&repo().join("examples/wordcount/expected.txt"))
+    );
 }
