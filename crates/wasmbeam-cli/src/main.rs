@@ -22,7 +22,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-mod guest;
 mod run;
 mod serve;
 
@@ -85,7 +84,7 @@ enum Command {
     },
     /// Build a guest UDF source directory into a component.
     Build {
-        /// The guest's source directory (Cargo.toml for Rust).
+        /// The guest's source directory: Cargo.toml (Rust), go.mod (Go) or pyproject.toml (Python).
         dir: PathBuf,
         /// Copy the component here.
         #[arg(short, long)]
@@ -226,7 +225,7 @@ fn convert(file: &std::path::Path, to: Format, output: Option<PathBuf>) -> Resul
 }
 
 fn build(dir: &std::path::Path, output: Option<PathBuf>) -> Result<(), Failure> {
-    let wasm = guest::build(dir).map_err(|e| Failure {
+    let wasm = wasmbeam_build::build(dir).map_err(|e| Failure {
         code: 1,
         error: anyhow::anyhow!("{e}"),
     })?;
@@ -248,12 +247,17 @@ fn build(dir: &std::path::Path, output: Option<PathBuf>) -> Result<(), Failure> 
         None => wasm,
     };
     println!("{}", dest.display());
+    let language = wasmbeam_build::detect(dir).map(|l| l.to_string()).unwrap_or_default();
     eprintln!(
-        "wasmbeam: built a {} component, {} KiB, contract wasmbeam:udf@{}, sha256 {}",
+        "wasmbeam: built a {language} {} component, {} KiB, contract wasmbeam:udf@{}, sha256 {}",
         component.kind(),
         size / 1024,
         wasmbeam_wasm_host::CONTRACT_VERSION,
         component.sha256()
     );
+    if let Ok(d) = std::fs::read(&dest).map_err(|e| e.to_string()).and_then(|b| wasmbeam_build::describe(&b)) {
+        eprintln!("  exports: {}", d.exports.join(", "));
+        eprintln!("  imports: {}", d.imports.join(", "));
+    }
     Ok(())
 }

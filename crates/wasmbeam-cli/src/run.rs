@@ -34,7 +34,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             crate::bad_input(anyhow::anyhow!("cannot read {}: {e}", path.display()))
         })?;
-        let built = wasmbeam_yaml::parse(path, &text, &vars, &crate::guest::build)
+        let built = wasmbeam_yaml::parse(path, &text, &vars, &wasmbeam_build::build)
             .map_err(crate::bad_input)?;
         (
             built.pipeline,

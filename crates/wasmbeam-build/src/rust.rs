@@ -1,5 +1,5 @@
-//! Building guest source directories into components (Rust today; Go and
-//! Python guests arrive with their SDKs).
+//! Rust guests: `cargo build --release --target wasm32-wasip2` emits a
+//! component directly; cargo decides what to rebuild.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,19 +8,11 @@ use std::process::Command;
 /// own output is shown on failure.
 pub fn build(dir: &Path) -> Result<PathBuf, String> {
     let manifest = dir.join("Cargo.toml");
-    if !manifest.exists() {
-        return Err(format!(
-            "{} holds no Cargo.toml; wasmbeam builds Rust guests from source today (Go and Python guests are not supported yet)",
-            dir.display()
-        ));
-    }
     let text = std::fs::read_to_string(&manifest)
         .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let name = package_name(&text)
         .ok_or_else(|| format!("{} has no [package] name", manifest.display()))?;
-    let target = std::env::var_os("WASMBEAM_GUEST_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dir.join("target"));
+    let target = crate::target_dir(dir);
     tracing::info!(dir = %dir.display(), "building Rust guest");
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([

@@ -1,0 +1,3 @@
+module wasmbeam.dev/guest
+
+go 1.24
