@@ -1,0 +1,147 @@
+"""The classes a UDF author uses (no dependency on generated bindings)."""
+
+GLOBAL_WINDOW_START = -9223372036854775
+GLOBAL_WINDOW_END = 9223371950454775
+INHERIT_TIMESTAMP = -9223372036854775808
+NO_SOURCE = 0xFFFFFFFF
+
+_registered = {}
+
+
+class UdfError(Exception):
+    """Raise to fail the bundle with this message."""
+
+
+class Setup:
+    """The transform's configuration."""
+
+    def __init__(self, config, outputs):
+        self.config = config
+        self.outputs = outputs
+
+    def config_str(self):
+        return self.config.decode("utf-8")
+
+    def output_index(self, tag):
+        try:
+            return self.outputs.index(tag)
+        except ValueError:
+            raise UdfError(
+                f"the transform has no output {tag!r} (it has {self.outputs})")
+
+
+class Window:
+    """An interval window [start, end) in ms."""
+
+    __slots__ = ("start", "end")
+
+    def __init__(self, start, end):
+        self.start = start
+        self.end = end
+
+    def is_global(self):
+        return self.start == GLOBAL_WINDOW_START and self.end >= GLOBAL_WINDOW_END
+
+
+class Element:
+    """One input element. `value` is bytes; `timestamp` is ms."""
+
+    __slots__ = ("value", "timestamp", "index", "_batch")
+
+    def windows(self):
+        b = self._batch
+        lo, hi = b.window_offsets[self.index], b.window_offsets[self.index + 1]
+        return [Window(b.window_starts[i], b.window_ends[i]) for i in range(lo, hi)]
+
+
+class Emitter:
+    """Collects a bundle's outputs."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.data = bytearray()
+        self.offsets = [0]
+        self.tags = []
+        self.sources = []
+        self.timestamps = []
+        self.source = NO_SOURCE
+
+    def _push(self, tag, value, ts):
+        self.data += value
+        self.offsets.append(len(self.data))
+        self.tags.append(tag)
+        self.sources.append(self.source)
+        self.timestamps.append(ts)
+
+    def emit(self, value):
+        """Write value (bytes) to the main output, in the element's windows."""
+        self._push(0, value, INHERIT_TIMESTAMP)
+
+    def emit_to(self, output, value):
+        """Write value to output index `output` (see Setup.output_index)."""
+        self._push(output, value, INHERIT_TIMESTAMP)
+
+    def emit_with_timestamp(self, value, timestamp):
+        self._push(0, value, timestamp)
+
+
+class SideInput:
+    """A materialised side input: `values` is a list of bytes."""
+
+    def __init__(self, tag, kind, values):
+        self.tag = tag
+        self.kind = kind  # "iterable" or "multimap"
+        self.values = values
+
+
+class DoFn:
+    """Base class of Python DoFns. Override process; the rest is optional."""
+
+    def __init__(self, setup):
+        self.setup = setup
+
+    def side_input(self, side):
+        raise UdfError(f"side input {side.tag!r} given, but the DoFn has no "
+                       "side_input method")
+
+    def process(self, element, out):
+        raise NotImplementedError
+
+    def finish_bundle(self, out):
+        """Emit with out.emit_with_timestamp (global window)."""
+
+    def teardown(self):
+        pass
+
+
+class CombineFn:
+    """Base class of Python CombineFns; accumulators are bytes."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def create_accumulator(self):
+        raise NotImplementedError
+
+    def add_input(self, accumulator, value):
+        raise NotImplementedError
+
+    def merge_accumulators(self, accumulators):
+        raise NotImplementedError
+
+    def extract_output(self, accumulator):
+        raise NotImplementedError
+
+
+def export_dofn(cls):
+    """Make `cls` (a DoFn subclass) this component's DoFn."""
+    _registered["dofn"] = cls
+    return cls
+
+
+def export_combinefn(cls):
+    """Make `cls` (a CombineFn subclass) this component's CombineFn."""
+    _registered["combinefn"] = cls
+    return cls
