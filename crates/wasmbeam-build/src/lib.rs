@@ -13,8 +13,10 @@
 //! Go needs two fixes that [`componentize`] applies: the core module's
 //! `_initialize` (Go's runtime start) becomes the contract's `runtime-init`
 //! export, which the host calls once right after instantiation; and the
-//! adapter allocates its state with `memory.grow`. The Go SDK's
-//! `cabi_realloc` uses a static arena, so no Go code runs inside it.
+//! adapter allocates its state from the module's `cabi_realloc_adapter`, a
+//! static region (growing memory behind Go's allocator corrupts its heap).
+//! The Go SDK's `cabi_realloc` also uses a static arena, so no Go allocation
+//! runs inside it.
 //!
 //! A failing build returns the compiler's own output. Outputs go to
 //! `DIR/target/wasmbeam/` (or `$WASMBEAM_GUEST_TARGET_DIR`), and builds are

@@ -22,7 +22,12 @@ type wordCount struct {
 	buf   []byte
 }
 
-func isWord(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) || r == '\'' }
+func isWord(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '\''
+	}
+	return unicode.IsLetter(r) || unicode.IsNumber(r)
+}
 
 func (w *wordCount) ProcessElement(e *dofn.Element, out *dofn.Emitter) error {
 	if !w.split {
@@ -47,14 +52,17 @@ func (w *wordCount) ProcessElement(e *dofn.Element, out *dofn.Emitter) error {
 	for i := 0; i <= len(line); {
 		r, size := rune(0), 1
 		if i < len(line) {
-			r, size = utf8.DecodeRune(line[i:])
+			if r = rune(line[i]); r >= utf8.RuneSelf {
+				r, size = utf8.DecodeRune(line[i:])
+			}
 		}
 		if i < len(line) && isWord(r) {
 			if start < 0 {
 				start = i
 			}
 		} else if start >= 0 {
-			w.buf = coders.AppendKV(w.buf[:0], line[start:i], coders.AppendVarInt(nil, 1))
+			// kv<string_utf8, varint>: the nested word, then varint 1.
+			w.buf = append(coders.AppendNested(w.buf[:0], line[start:i]), 1)
 			out.Emit(w.buf)
 			start = -1
 		}

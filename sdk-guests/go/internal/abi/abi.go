@@ -11,6 +11,20 @@ package abi
 
 import "unsafe"
 
+// The WASI preview1 adapter needs a little memory that lives as long as
+// the instance. It must not come from memory.grow: Go's allocator assumes
+// it owns every page past its heap's end, so a page grown behind its back
+// is handed out again and both sides corrupt each other.
+const adapterBytes = 1 << 20
+
+var adapterArena [adapterBytes]byte
+var adapterUsed uintptr
+
+//go:wasmexport cabi_realloc_adapter
+func cabiReallocAdapter(old uint32, oldSize uint32, align uint32, newSize uint32) uint32 {
+	return bump(adapterArena[:], &adapterUsed, old, oldSize, align, newSize)
+}
+
 // ArenaBytes bounds the arguments of one call (a bundle's elements and
 // their metadata). Larger bundles fail with an "arena exhausted" trap.
 const ArenaBytes = 32 << 20
@@ -20,14 +34,21 @@ var arenaUsed uintptr
 
 //go:wasmexport cabi_realloc
 func cabiRealloc(old uint32, oldSize uint32, align uint32, newSize uint32) uint32 {
-	base := uintptr(unsafe.Pointer(&arena[0]))
+	return bump(arena[:], &arenaUsed, old, oldSize, align, newSize)
+}
+
+// bump allocates from region; it traps when the region is full (no import
+// may run inside a realloc, so there is no way to report it).
+func bump(region []byte, used *uintptr, old, oldSize, align, newSize uint32) uint32 {
+	base := uintptr(unsafe.Pointer(&region[0]))
+	limit := base + uintptr(len(region))
 	a := uintptr(align)
 	if a == 0 {
 		a = 1
 	}
-	start := (base + arenaUsed + a - 1) &^ (a - 1)
+	start := (base + *used + a - 1) &^ (a - 1)
 	end := start + uintptr(newSize)
-	if end > base+ArenaBytes {
+	if end > limit {
 		// A trap is the only safe answer here (no imports may run).
 		var p *int
 		_ = *p
@@ -39,7 +60,7 @@ func cabiRealloc(old uint32, oldSize uint32, align uint32, newSize uint32) uint3
 		}
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(start)), n), unsafe.Slice((*byte)(unsafe.Pointer(uintptr(old))), n))
 	}
-	arenaUsed = end - base
+	*used = end - base
 	return uint32(start)
 }
 
