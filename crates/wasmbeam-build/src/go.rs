@@ -59,7 +59,7 @@ pub fn build(dir: &Path) -> Result<PathBuf, String> {
         .flatten()
         .find(|g| go_version(g).is_some_and(|v| v >= (1, 24)))
         .ok_or("no Go ≥ 1.24 found (go:wasmexport needs it): install Go, set WASMBEAM_GO, or run scripts/bootstrap.sh, which installs one into .venv")?;
-    let out_dir = crate::target_dir(dir).join("wasmbeam");
+    let out_dir = crate::target_dir(dir).join("wasmbeam/go");
     let out = out_dir.join(format!("{name}.wasm"));
     let mut roots: Vec<PathBuf> = vec![dir.to_path_buf()];
     roots.extend(local_replacements(dir, &go_mod));

@@ -19,7 +19,7 @@
 //! runs inside it.
 //!
 //! A failing build returns the compiler's own output. Outputs go to
-//! `DIR/target/wasmbeam/` (or `$WASMBEAM_GUEST_TARGET_DIR`), and builds are
+//! `DIR/target/wasmbeam/{go,python}/` (or under `$WASMBEAM_GUEST_TARGET_DIR`), and builds are
 //! skipped when no source file changed since the last one.
 //!
 //! Dependency rule: a leaf; it knows the WIT contract and the toolchains.

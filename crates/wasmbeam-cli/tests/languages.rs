@@ -1,0 +1,181 @@
+//! Every example in Rust, Go and Python: `wasmbeam run` builds each guest
+//! from source (cargo, Go ≥ 1.24 with the in-process componentizer,
+//! componentize-py), and the three languages' outputs must be byte for byte
+//! the same, and right. Also: a broken guest shows its compiler's error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn wasmbeam(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
+        .args(args)
+        .current_dir(repo())
+        .env("WASMBEAM_GUEST_TARGET_DIR", repo().join("target/wasm-guests"))
+        .env("WASMBEAM_CACHE_DIR", repo().join("target/wasm-cache"))
+        .output()
+        .expect("run wasmbeam")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every file under `dir`, by name, with its bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn sorted_lines(bytes: &[u8]) -> Vec<String> {
+    let mut v: Vec<String> = String::from_utf8_lossy(bytes).lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+/// Run `example/pipeline{suffix}.yaml` for each language with `sets`
+/// (OUT is replaced by each run's output dir); return the output files.
+fn run_all(example: &str, sets: &[&str]) -> Vec<(&'static str, Vec<(String, Vec<u8>)>)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut results = Vec::new();
+    for (lang, suffix) in [("rust", ""), ("go", "-go"), ("python", "-py")] {
+        let out = tmp.path().join(lang);
+        let pipeline = format!("examples/{example}/pipeline{suffix}.yaml");
+        let mut args = vec!["run".to_string(), pipeline];
+        for s in sets {
+            args.push("--set".into());
+            args.push(s.replace("OUT", &out.display().to_string()));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = wasmbeam(&args);
+        assert!(o.status.success(), "{example} in {lang}:\n{}", text(&o));
+        results.push((lang, files(&out)));
+    }
+    let (_, rust) = &results[0];
+    assert!(!rust.is_empty());
+    for (lang, got) in &results[1..] {
+        let names: Vec<&String> = got.iter().map(|(n, _)| n).collect();
+        let want: Vec<&String> = rust.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, want, "{example}: {lang} wrote other files than rust");
+        for ((name, a), (_, b)) in rust.iter().zip(got) {
+            assert!(a == b, "{example}: {lang}'s {name} differs from rust's");
+        }
+    }
+    results
+}
+
+#[test]
+fn wordcount_is_byte_identical_in_rust_go_and_python() {
+    let r = run_all(
+        "wordcount",
+        &["input=examples/wordcount/input.txt", "output=OUT/counts"],
+    );
+    let (_, files) = &r[0];
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        sorted_lines(&files[0].1),
+        sorted_lines(&std::fs::read(repo().join("examples/wordcount/expected.txt")).unwrap())
+    );
+}
+
+#[test]
+fn telemetry_is_byte_identical_in_rust_go_and_python() {
+    let r = run_all(
+        "telemetry",
+        &["input=examples/telemetry/readings.csv", "output=OUT"],
+    );
+    let (_, files) = &r[0];
+    let get = |prefix: &str| -> Vec<String> {
+        let mut lines = Vec::new();
+        for (n, b) in files.iter().filter(|(n, _)| n.starts_with(prefix)) {
+            assert!(!n.is_empty());
+            lines.extend(sorted_lines(b));
+        }
+        lines.sort();
+        lines
+    };
+    for (prefix, expected) in [
+        ("minute_stats", "expected_minute_stats.csv"),
+        ("daily_totals", "expected_daily_totals.csv"),
+    ] {
+        let want = sorted_lines(&std::fs::read(repo().join("examples/telemetry").join(expected)).unwrap());
+        assert_eq!(get(prefix), want, "{prefix}");
+    }
+    let invalid = get("invalid");
+    assert_eq!(invalid.len(), 3, "{invalid:?}");
+    assert!(invalid.iter().any(|l| l.contains("bad timestamp \"not-a-time\"")), "{invalid:?}");
+}
+
+#[test]
+fn ml_is_byte_identical_in_rust_go_and_python() {
+    let r = run_all(
+        "ml",
+        &[
+            "train=examples/ml/train.csv",
+            "test=examples/ml/test.csv",
+            "output=OUT",
+        ],
+    );
+    let (_, files) = &r[0];
+    let rmse = files.iter().find(|(n, _)| n.starts_with("rmse")).unwrap();
+    assert_eq!(
+        rmse.1,
+        std::fs::read(repo().join("examples/ml/expected_rmse.txt")).unwrap()
+    );
+    let predictions = files.iter().find(|(n, _)| n.starts_with("predictions")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&predictions.1).lines().count(), 500);
+}
+
+#[test]
+fn a_broken_guest_shows_its_compilers_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Go: a type error.
+    let go = tmp.path().join("go");
+    std::fs::create_dir_all(&go).unwrap();
+    std::fs::write(
+        go.join("go.mod"),
+        format!(
+            "module broken\n\ngo 1.24\n\nrequire wasmbeam.dev/guest v0.0.0\n\nreplace wasmbeam.dev/guest => {}\n",
+            repo().join("sdk-guests/go").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(go.join("main.go"), "package main\n\nfunc main() { var x int = \"text\"; _ = x }\n").unwrap();
+    let o = wasmbeam(&["build", go.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("go build failed") && text(&o).contains("cannot use \"text\""), "{}", text(&o));
+
+    // Python: a syntax error.
+    let py = tmp.path().join("py");
+    std::fs::create_dir_all(&py).unwrap();
+    std::fs::write(py.join("pyproject.toml"), "[project]\nname = \"broken\"\n\n[tool.wasmbeam]\nmodule = \"broken\"\n").unwrap();
+    std::fs::write(py.join("broken.py"), "def oops(:\n    pass\n").unwrap();
+    let o = wasmbeam(&["build", py.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("componentize-py failed") && text(&o).contains("SyntaxError"), "{}", text(&o));
+
+    // No build file at all.
+    let o = wasmbeam(&["build", tmp.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no Cargo.toml, go.mod or pyproject.toml"), "{}", text(&o));
+}
