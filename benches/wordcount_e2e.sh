@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end wordcount benchmark on the 1,000,000-line corpus, in one run:
 #   wasmbeam (Rust UDF) with 1 and 2 workers, a native single-threaded Rust
-#   HashMap program, and Beam Python 2.77's DirectRunner. Prints wall time,
-#   peak RSS and ratios; checks that all outputs hold the same counts.
+#   HashMap program, Beam Python 2.77's DirectRunner, and the same pipeline
+#   with the Go and the Python UDF (2 workers). Prints wall time, peak RSS
+#   and ratios; checks that all outputs hold the same counts.
 #   bash benches/wordcount_e2e.sh [--skip-beam]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,9 +19,11 @@ if [ ! -f "$corpus" ] || [ "$(sha256sum "$corpus" | cut -d' ' -f1)" != "$want" ]
 fi
 [ "$(sha256sum "$corpus" | cut -d' ' -f1)" = "$want" ] || { echo "corpus sha256 mismatch" >&2; exit 1; }
 
-# Warm-up: build the UDF and fill the compiled-component cache (not timed).
-./target/release/wasmbeam run examples/wordcount/pipeline.yaml --set input=examples/wordcount/input.txt \
-  --set output="$work/warm/counts" >/dev/null 2>&1
+# Warm-up: build the UDFs and fill the compiled-component cache (not timed).
+for p in pipeline pipeline-go pipeline-py; do
+  ./target/release/wasmbeam run examples/wordcount/$p.yaml --set input=examples/wordcount/input.txt \
+    --set output="$work/warm/$p/counts" >/dev/null 2>&1
+done
 
 measure() { # name, command...
   local name=$1; shift
@@ -29,11 +32,15 @@ measure() { # name, command...
   printf '%s %s %s\n' "$name" "$wall" "$rss" >>"$work/results"
 }
 : >"$work/results"
-rm -rf "$work"/out-*
+rm -rf "$work"/out-* "$work"/warm
 measure wasmbeam_1w ./target/release/wasmbeam run examples/wordcount/pipeline.yaml --workers 1 \
   --set input="$corpus" --set output="$work/out-1w/counts"
 measure wasmbeam_2w ./target/release/wasmbeam run examples/wordcount/pipeline.yaml --workers 2 \
   --set input="$corpus" --set output="$work/out-2w/counts"
+measure wasmbeam_go_2w ./target/release/wasmbeam run examples/wordcount/pipeline-go.yaml --workers 2 \
+  --set input="$corpus" --set output="$work/out-go/counts"
+measure wasmbeam_py_2w ./target/release/wasmbeam run examples/wordcount/pipeline-py.yaml --workers 2 \
+  --set input="$corpus" --set output="$work/out-py/counts"
 measure native ./target/release/native-wordcount "$corpus" "$work/out-native.txt"
 if [ "${1:-}" != "--skip-beam" ]; then
   measure beam_direct "$root/.venv/bin/python" benches/beam_wordcount.py "$corpus" "$work/out-beam/counts"
@@ -41,7 +48,7 @@ fi
 
 # Same counts everywhere.
 ref=$(LC_ALL=C sort "$work/out-native.txt" | sha256sum)
-for f in "$work"/out-1w/counts-* "$work"/out-2w/counts-* "$work"/out-beam/counts-*; do
+for f in "$work"/out-1w/counts-* "$work"/out-2w/counts-* "$work"/out-go/counts-* "$work"/out-py/counts-* "$work"/out-beam/counts-*; do
   [ -f "$f" ] || continue
   [ "$(LC_ALL=C sort "$f" | sha256sum)" = "$ref" ] || { echo "output $f differs from the native reference" >&2; exit 1; }
 done
@@ -59,5 +66,10 @@ if "beam_direct" in rows:
     b = rows["beam_direct"][0]
     print("         at least 20x faster than Beam DirectRunner: %s (%.1fx)" % ("MET" if b / w2 >= 20 else "MISSED", b / w2))
 print("         peak RSS <= 256 MB: %s (%.1f MB)" % ("MET" if rows["wasmbeam_2w"][1] <= 256 * 1024 else "MISSED", rows["wasmbeam_2w"][1] / 1024))
+g = rows["wasmbeam_go_2w"][0]
+print("         Go guest within 2x of the Rust guest: %s (%.2fx)" % ("MET" if g <= 2 * w2 else "MISSED", g / w2))
+if "beam_direct" in rows:
+    p = rows["wasmbeam_py_2w"][0]
+    print("         Python guest at least 5x faster than DirectRunner: %s (%.1fx)" % ("MET" if b / p >= 5 else "MISSED", b / p))
 print("all outputs hold identical counts")
 PY

@@ -1,5 +1,7 @@
 """The classes a UDF author uses (no dependency on generated bindings)."""
 
+from itertools import accumulate, repeat
+
 GLOBAL_WINDOW_START = -9223372036854775
 GLOBAL_WINDOW_END = 9223371950454775
 INHERIT_TIMESTAMP = -9223372036854775808
@@ -78,6 +80,20 @@ class Emitter:
     def emit(self, value):
         """Write value (bytes) to the main output, in the element's windows."""
         self._push(0, value, INHERIT_TIMESTAMP)
+
+    def emit_all(self, values):
+        """Write every value of a list (bytes each) to the main output; much
+        cheaper per value than emit in a loop."""
+        n = len(values)
+        if not n:
+            return
+        ends = accumulate(map(len, values), initial=len(self.data))
+        next(ends)
+        self.offsets.extend(ends)
+        self.data += b"".join(values)
+        self.tags.extend(repeat(0, n))
+        self.sources.extend(repeat(self.source, n))
+        self.timestamps.extend(repeat(INHERIT_TIMESTAMP, n))
 
     def emit_to(self, output, value):
         """Write value to output index `output` (see Setup.output_index)."""
