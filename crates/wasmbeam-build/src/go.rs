@@ -34,7 +34,7 @@ fn local_replacements(dir: &Path, go_mod: &str) -> Vec<PathBuf> {
 }
 
 /// Build the Go guest in `dir`.
-pub fn build(dir: &Path) -> Result<PathBuf, String> {
+pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
     let go_mod = std::fs::read_to_string(dir.join("go.mod"))
         .map_err(|e| format!("cannot read {}: {e}", dir.join("go.mod").display()))?;
     let name = module_name(&go_mod)
@@ -59,7 +59,7 @@ pub fn build(dir: &Path) -> Result<PathBuf, String> {
         .flatten()
         .find(|g| go_version(g).is_some_and(|v| v >= (1, 24)))
         .ok_or("no Go ≥ 1.24 found (go:wasmexport needs it): install Go, set WASMBEAM_GO, or run scripts/bootstrap.sh, which installs one into .venv")?;
-    let out_dir = crate::target_dir(dir).join("wasmbeam/go");
+    let out_dir = target.join("wasmbeam/go");
     let out = out_dir.join(format!("{name}.wasm"));
     let mut roots: Vec<PathBuf> = vec![dir.to_path_buf()];
     roots.extend(local_replacements(dir, &go_mod));

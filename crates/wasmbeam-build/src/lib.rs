@@ -84,21 +84,28 @@ pub fn detect(dir: &Path) -> Result<Language, String> {
     }
 }
 
-/// Where outputs of the guest in `dir` go.
+/// Where outputs of the guest in `dir` go by default:
+/// `$WASMBEAM_GUEST_TARGET_DIR`, else `DIR/target`.
 pub fn target_dir(dir: &Path) -> PathBuf {
     std::env::var_os("WASMBEAM_GUEST_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.join("target"))
 }
 
-/// Build the guest in `dir`; returns the component's path.
+/// Build the guest in `dir` into [`target_dir`]; returns the component's path.
 pub fn build(dir: &Path) -> Result<PathBuf, String> {
+    build_in(dir, &target_dir(dir))
+}
+
+/// Build the guest in `dir` with outputs under `target` (several guests
+/// may share one, so Rust dependencies compile once).
+pub fn build_in(dir: &Path, target: &Path) -> Result<PathBuf, String> {
     let dir = dir
         .canonicalize()
         .map_err(|e| format!("cannot use guest directory {}: {e}", dir.display()))?;
     match detect(&dir)? {
-        Language::Rust => rust::build(&dir),
-        Language::Go => go::build(&dir),
-        Language::Python => python::build(&dir),
+        Language::Rust => rust::build(&dir, target),
+        Language::Go => go::build(&dir, target),
+        Language::Python => python::build(&dir, target),
     }
 }

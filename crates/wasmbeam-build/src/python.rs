@@ -45,7 +45,7 @@ fn toml_value(text: &str, table: &str, key: &str) -> Option<String> {
 }
 
 /// Build the Python guest in `dir`.
-pub fn build(dir: &Path) -> Result<PathBuf, String> {
+pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
     let pyproject = dir.join("pyproject.toml");
     let text = std::fs::read_to_string(&pyproject)
         .map_err(|e| format!("cannot read {}: {e}", pyproject.display()))?;
@@ -77,7 +77,7 @@ pub fn build(dir: &Path) -> Result<PathBuf, String> {
     let cpy = tools::find("componentize-py", "WASMBEAM_COMPONENTIZE_PY", dir).ok_or(
         "componentize-py not found: pip install componentize-py==0.25.1, set WASMBEAM_COMPONENTIZE_PY, or run scripts/bootstrap.sh (it installs it into .venv)",
     )?;
-    let out_dir = crate::target_dir(dir).join("wasmbeam/python");
+    let out_dir = target.join("wasmbeam/python");
     let out = out_dir.join(format!("{}.wasm", name.replace('-', "_")));
     let sdk_text: String = SDK.iter().map(|(n, s)| format!("{n}\n{s}")).collect();
     let digest = tools::inputs_digest(&[dir], &format!("{cpy:?} {world} {module} {sdk_text} {}", crate::WIT));

@@ -6,13 +6,13 @@ use std::process::Command;
 
 /// Build the guest in `dir` and return the component path. The compiler's
 /// own output is shown on failure.
-pub fn build(dir: &Path) -> Result<PathBuf, String> {
+pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let name = package_name(&text)
         .ok_or_else(|| format!("{} has no [package] name", manifest.display()))?;
-    let target = crate::target_dir(dir);
+    let target = target.to_path_buf();
     tracing::info!(dir = %dir.display(), "building Rust guest");
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([

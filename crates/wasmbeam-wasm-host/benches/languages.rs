@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::PathBuf;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wasmbeam_wasm_host::*;
 
@@ -26,11 +25,10 @@ fn input() -> InputBatch {
 }
 
 fn guests() -> Vec<(&'static str, PathBuf, &'static [u8])> {
-    let udfs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/udfs");
     vec![
         ("rust", common::build_udf("modes"), b"identity"),
-        ("go", wasmbeam_build::build(&udfs.join("identity-go")).unwrap(), b""),
-        ("python", wasmbeam_build::build(&udfs.join("identity-py")).unwrap(), b""),
+        ("go", common::build_udf("identity-go"), b""),
+        ("python", common::build_udf("identity-py"), b""),
     ]
 }
 
