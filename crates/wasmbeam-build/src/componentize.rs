@@ -63,13 +63,18 @@ fn rename_initialize(module: &[u8], runtime_init: &str) -> Result<Vec<u8>, Strin
             wasmparser::Payload::Version { .. } | wasmparser::Payload::End(_) => {}
             other => {
                 if let Some((id, range)) = other.as_section() {
-                    out.section(&RawSection { id, data: &module[range] });
+                    out.section(&RawSection {
+                        id,
+                        data: &module[range],
+                    });
                 }
             }
         }
     }
     if !found {
-        return Err("the core module has no _initialize export (build Go with -buildmode=c-shared)".into());
+        return Err(
+            "the core module has no _initialize export (build Go with -buildmode=c-shared)".into(),
+        );
     }
     Ok(out.finish())
 }
@@ -117,16 +122,19 @@ pub fn describe(component: &[u8]) -> Result<Description, String> {
     for payload in wasmparser::Parser::new(0).parse_all(component) {
         let payload = payload.map_err(|e| format!("the component does not parse: {e}"))?;
         match payload {
-            wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
             wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
             wasmparser::Payload::ComponentExportSection(s) if depth == 0 => {
                 for e in s {
-                    d.exports.push(e.map_err(|e| e.to_string())?.name.name.to_string());
+                    d.exports
+                        .push(e.map_err(|e| e.to_string())?.name.name.to_string());
                 }
             }
             wasmparser::Payload::ComponentImportSection(s) if depth == 0 => {
                 for i in s {
-                    d.imports.push(i.map_err(|e| e.to_string())?.name.name.to_string());
+                    d.imports
+                        .push(i.map_err(|e| e.to_string())?.name.name.to_string());
                 }
             }
             _ => {}

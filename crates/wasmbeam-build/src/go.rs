@@ -39,21 +39,18 @@ pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot read {}: {e}", dir.join("go.mod").display()))?;
     let name = module_name(&go_mod)
         .ok_or_else(|| format!("{} has no module line", dir.join("go.mod").display()))?;
-    let candidates = [
-        tools::find("go", "WASMBEAM_GO", dir),
-        {
-            // Fall back to the Go that bootstrap installs into .venv.
-            let mut v = None;
-            for a in dir.ancestors() {
-                let p = a.join(".venv/bin/go");
-                if p.is_file() {
-                    v = Some(p);
-                    break;
-                }
+    let candidates = [tools::find("go", "WASMBEAM_GO", dir), {
+        // Fall back to the Go that bootstrap installs into .venv.
+        let mut v = None;
+        for a in dir.ancestors() {
+            let p = a.join(".venv/bin/go");
+            if p.is_file() {
+                v = Some(p);
+                break;
             }
-            v
-        },
-    ];
+        }
+        v
+    }];
     let go = candidates
         .into_iter()
         .flatten()
@@ -83,7 +80,8 @@ pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
         .env("CGO_ENABLED", "0");
     tracing::info!(dir = %dir.display(), "building Go guest");
     tools::run(cmd, "go build")?;
-    let module = std::fs::read(&core).map_err(|e| format!("cannot read {}: {e}", core.display()))?;
+    let module =
+        std::fs::read(&core).map_err(|e| format!("cannot read {}: {e}", core.display()))?;
     let component = crate::componentize(&module)
         .map_err(|e| format!("componentizing {}: {e}", core.display()))?;
     tools::write_atomic(&out, &component)?;

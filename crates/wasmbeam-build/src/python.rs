@@ -16,12 +16,30 @@ use crate::tools;
 
 /// The SDK's files, embedded.
 const SDK: &[(&str, &str)] = &[
-    ("__init__.py", include_str!("../../../sdk-guests/python/wasmbeam_guest/__init__.py")),
-    ("api.py", include_str!("../../../sdk-guests/python/wasmbeam_guest/api.py")),
-    ("coders.py", include_str!("../../../sdk-guests/python/wasmbeam_guest/coders.py")),
-    ("metrics.py", include_str!("../../../sdk-guests/python/wasmbeam_guest/metrics.py")),
-    ("_dofn_app.py", include_str!("../../../sdk-guests/python/wasmbeam_guest/_dofn_app.py")),
-    ("_combinefn_app.py", include_str!("../../../sdk-guests/python/wasmbeam_guest/_combinefn_app.py")),
+    (
+        "__init__.py",
+        include_str!("../../../sdk-guests/python/wasmbeam_guest/__init__.py"),
+    ),
+    (
+        "api.py",
+        include_str!("../../../sdk-guests/python/wasmbeam_guest/api.py"),
+    ),
+    (
+        "coders.py",
+        include_str!("../../../sdk-guests/python/wasmbeam_guest/coders.py"),
+    ),
+    (
+        "metrics.py",
+        include_str!("../../../sdk-guests/python/wasmbeam_guest/metrics.py"),
+    ),
+    (
+        "_dofn_app.py",
+        include_str!("../../../sdk-guests/python/wasmbeam_guest/_dofn_app.py"),
+    ),
+    (
+        "_combinefn_app.py",
+        include_str!("../../../sdk-guests/python/wasmbeam_guest/_combinefn_app.py"),
+    ),
 ];
 
 /// `key = "value"` inside `[tool.wasmbeam]`, or `[project] name`.
@@ -66,7 +84,9 @@ pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
             ))
         }
     };
-    if !dir.join(format!("{module}.py")).is_file() && !dir.join(&module).join("__init__.py").is_file() {
+    if !dir.join(format!("{module}.py")).is_file()
+        && !dir.join(&module).join("__init__.py").is_file()
+    {
         return Err(format!(
             "{}: module {module:?} names no {module}.py or {module}/__init__.py in {}",
             pyproject.display(),
@@ -80,14 +100,18 @@ pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
     let out_dir = target.join("wasmbeam/python");
     let out = out_dir.join(format!("{}.wasm", name.replace('-', "_")));
     let sdk_text: String = SDK.iter().map(|(n, s)| format!("{n}\n{s}")).collect();
-    let digest = tools::inputs_digest(&[dir], &format!("{cpy:?} {world} {module} {sdk_text} {}", crate::WIT));
+    let digest = tools::inputs_digest(
+        &[dir],
+        &format!("{cpy:?} {world} {module} {sdk_text} {}", crate::WIT),
+    );
     if tools::fresh(&out, &digest) {
         return Ok(out);
     }
     let work = tempfile::tempdir().map_err(|e| format!("cannot make a build dir: {e}"))?;
     let w = work.path();
     let write = |p: PathBuf, s: &str| {
-        std::fs::create_dir_all(p.parent().unwrap()).and_then(|_| std::fs::write(&p, s))
+        std::fs::create_dir_all(p.parent().unwrap())
+            .and_then(|_| std::fs::write(&p, s))
             .map_err(|e| format!("cannot write {}: {e}", p.display()))
     };
     write(w.join("wit/udf.wit"), crate::WIT)?;
@@ -98,7 +122,8 @@ pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
         w.join("app/wasmbeam_app.py"),
         &format!("import {module}  # noqa: F401  (registers the UDF)\nfrom wasmbeam_guest.{app}  # noqa: F401\n"),
     )?;
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let tmp_out = w.join("out.wasm");
     let mut cmd = Command::new(&cpy);
     cmd.arg("-d")
@@ -115,7 +140,8 @@ pub fn build(dir: &Path, target: &Path) -> Result<PathBuf, String> {
         .current_dir(dir);
     tracing::info!(dir = %dir.display(), "building Python guest");
     tools::run(cmd, "componentize-py")?;
-    let bytes = std::fs::read(&tmp_out).map_err(|e| format!("cannot read {}: {e}", tmp_out.display()))?;
+    let bytes =
+        std::fs::read(&tmp_out).map_err(|e| format!("cannot read {}: {e}", tmp_out.display()))?;
     tools::write_atomic(&out, &bytes)?;
     tools::mark(&out, &digest);
     Ok(out)

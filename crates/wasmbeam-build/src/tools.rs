@@ -62,7 +62,9 @@ pub fn inputs_digest(roots: &[&Path], extra: &str) -> String {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
@@ -79,8 +81,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Is `out` up to date for `digest`?
 pub fn fresh(out: &Path, digest: &str) -> bool {
-    out.is_file()
-        && std::fs::read_to_string(stamp(out)).is_ok_and(|s| s.trim() == digest)
+    out.is_file() && std::fs::read_to_string(stamp(out)).is_ok_and(|s| s.trim() == digest)
 }
 
 /// Record that `out` was built from `digest`.
@@ -100,7 +101,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
-    std::fs::write(tmp.path(), bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(tmp.path(), bytes)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(())

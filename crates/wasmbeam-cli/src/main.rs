@@ -247,7 +247,9 @@ fn build(dir: &std::path::Path, output: Option<PathBuf>) -> Result<(), Failure> 
         None => wasm,
     };
     println!("{}", dest.display());
-    let language = wasmbeam_build::detect(dir).map(|l| l.to_string()).unwrap_or_default();
+    let language = wasmbeam_build::detect(dir)
+        .map(|l| l.to_string())
+        .unwrap_or_default();
     eprintln!(
         "wasmbeam: built a {language} {} component, {} KiB, contract wasmbeam:udf@{}, sha256 {}",
         component.kind(),
@@ -255,7 +257,10 @@ fn build(dir: &std::path::Path, output: Option<PathBuf>) -> Result<(), Failure> 
         wasmbeam_wasm_host::CONTRACT_VERSION,
         component.sha256()
     );
-    if let Ok(d) = std::fs::read(&dest).map_err(|e| e.to_string()).and_then(|b| wasmbeam_build::describe(&b)) {
+    if let Ok(d) = std::fs::read(&dest)
+        .map_err(|e| e.to_string())
+        .and_then(|b| wasmbeam_build::describe(&b))
+    {
         eprintln!("  exports: {}", d.exports.join(", "));
         eprintln!("  imports: {}", d.imports.join(", "));
     }

@@ -22,7 +22,8 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("wasmbeam-state"));
     let mut cfg = match &args.config {
-        Some(path) => ServerConfig::from_file(path, default_state).map_err(|e| crate::bad_input(anyhow::anyhow!(e)))?,
+        Some(path) => ServerConfig::from_file(path, default_state)
+            .map_err(|e| crate::bad_input(anyhow::anyhow!(e)))?,
         None => ServerConfig::single_user(default_state),
     };
     if let Some(d) = args.state_dir {
@@ -43,7 +44,10 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Failure { code: 1, error: anyhow::anyhow!("cannot start the runtime: {e}") })?;
+        .map_err(|e| Failure {
+            code: 1,
+            error: anyhow::anyhow!("cannot start the runtime: {e}"),
+        })?;
     rt.block_on(async move {
         let cfg = Arc::new(cfg);
         let jobs = Jobs::open(cfg.clone()).map_err(|e| Failure {

@@ -17,7 +17,10 @@ fn wasmbeam(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
         .args(args)
         .current_dir(repo())
-        .env("WASMBEAM_GUEST_TARGET_DIR", repo().join("target/wasm-guests"))
+        .env(
+            "WASMBEAM_GUEST_TARGET_DIR",
+            repo().join("target/wasm-guests"),
+        )
         .env("WASMBEAM_CACHE_DIR", repo().join("target/wasm-cache"))
         .output()
         .expect("run wasmbeam")
@@ -48,7 +51,10 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn sorted_lines(bytes: &[u8]) -> Vec<String> {
-    let mut v: Vec<String> = String::from_utf8_lossy(bytes).lines().map(String::from).collect();
+    let mut v: Vec<String> = String::from_utf8_lossy(bytes)
+        .lines()
+        .map(String::from)
+        .collect();
     v.sort();
     v
 }
@@ -118,12 +124,18 @@ fn telemetry_is_byte_identical_in_rust_go_and_python() {
         ("minute_stats", "expected_minute_stats.csv"),
         ("daily_totals", "expected_daily_totals.csv"),
     ] {
-        let want = sorted_lines(&std::fs::read(repo().join("examples/telemetry").join(expected)).unwrap());
+        let want =
+            sorted_lines(&std::fs::read(repo().join("examples/telemetry").join(expected)).unwrap());
         assert_eq!(get(prefix), want, "{prefix}");
     }
     let invalid = get("invalid");
     assert_eq!(invalid.len(), 3, "{invalid:?}");
-    assert!(invalid.iter().any(|l| l.contains("bad timestamp \"not-a-time\"")), "{invalid:?}");
+    assert!(
+        invalid
+            .iter()
+            .any(|l| l.contains("bad timestamp \"not-a-time\"")),
+        "{invalid:?}"
+    );
 }
 
 #[test]
@@ -142,7 +154,10 @@ fn ml_is_byte_identical_in_rust_go_and_python() {
         rmse.1,
         std::fs::read(repo().join("examples/ml/expected_rmse.txt")).unwrap()
     );
-    let predictions = files.iter().find(|(n, _)| n.starts_with("predictions")).unwrap();
+    let predictions = files
+        .iter()
+        .find(|(n, _)| n.starts_with("predictions"))
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&predictions.1).lines().count(), 500);
 }
 
@@ -160,22 +175,42 @@ fn a_broken_guest_shows_its_compilers_error() {
         ),
     )
     .unwrap();
-    std::fs::write(go.join("main.go"), "package main\n\nfunc main() { var x int = \"text\"; _ = x }\n").unwrap();
+    std::fs::write(
+        go.join("main.go"),
+        "package main\n\nfunc main() { var x int = \"text\"; _ = x }\n",
+    )
+    .unwrap();
     let o = wasmbeam(&["build", go.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("go build failed") && text(&o).contains("cannot use \"text\""), "{}", text(&o));
+    assert!(
+        text(&o).contains("go build failed") && text(&o).contains("cannot use \"text\""),
+        "{}",
+        text(&o)
+    );
 
     // Python: a syntax error.
     let py = tmp.path().join("py");
     std::fs::create_dir_all(&py).unwrap();
-    std::fs::write(py.join("pyproject.toml"), "[project]\nname = \"broken\"\n\n[tool.wasmbeam]\nmodule = \"broken\"\n").unwrap();
+    std::fs::write(
+        py.join("pyproject.toml"),
+        "[project]\nname = \"broken\"\n\n[tool.wasmbeam]\nmodule = \"broken\"\n",
+    )
+    .unwrap();
     std::fs::write(py.join("broken.py"), "def oops(:\n    pass\n").unwrap();
     let o = wasmbeam(&["build", py.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("componentize-py failed") && text(&o).contains("SyntaxError"), "{}", text(&o));
+    assert!(
+        text(&o).contains("componentize-py failed") && text(&o).contains("SyntaxError"),
+        "{}",
+        text(&o)
+    );
 
     // No build file at all.
     let o = wasmbeam(&["build", tmp.path().to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("no Cargo.toml, go.mod or pyproject.toml"), "{}", text(&o));
+    assert!(
+        text(&o).contains("no Cargo.toml, go.mod or pyproject.toml"),
+        "{}",
+        text(&o)
+    );
 }

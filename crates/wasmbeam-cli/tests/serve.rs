@@ -55,7 +55,10 @@ fn build(dir: &Path, out: &Path) -> PathBuf {
         .arg(dir)
         .arg("-o")
         .arg(out)
-        .env("WASMBEAM_GUEST_TARGET_DIR", repo().join("target/wasm-guests"))
+        .env(
+            "WASMBEAM_GUEST_TARGET_DIR",
+            repo().join("target/wasm-guests"),
+        )
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -106,7 +109,10 @@ impl Server {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(t.elapsed() < Duration::from_secs(20), "server did not stop after {sig}");
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "server did not stop after {sig}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -154,7 +160,10 @@ fn wait_for_state(endpoint: &str, state: &str) -> String {
         if s.contains(state) {
             return s;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "no job reached {state}:\n{s}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no job reached {state}:\n{s}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -162,7 +171,10 @@ fn wait_for_state(endpoint: &str, state: &str) -> String {
 #[test]
 fn beam_python_portable_runner_runs_wordcount_and_pickled_python_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let wasm = build(&repo().join("examples/wordcount/udf"), &tmp.path().join("wordcount.wasm"));
+    let wasm = build(
+        &repo().join("examples/wordcount/udf"),
+        &tmp.path().join("wordcount.wasm"),
+    );
     let server = Server::start(&tmp.path().join("state"));
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -198,7 +210,10 @@ fn beam_python_portable_runner_runs_wordcount_and_pickled_python_is_refused() {
     assert!(all.contains("REFUSED"), "{all}");
     assert!(all.contains("wasmbeam cannot run this pipeline"), "{all}");
     for name in ["Double", "Keep", "Numbers/FlatMap"] {
-        assert!(all.contains(name), "the refusal does not name {name}:\n{all}");
+        assert!(
+            all.contains(name),
+            "the refusal does not name {name}:\n{all}"
+        );
     }
     assert!(all.contains("pickled"), "{all}");
 }
@@ -234,7 +249,11 @@ fn sigterm_cancels_and_commits_nothing_and_sigkill_leaves_a_failed_record() {
     let t = Instant::now();
     let status = server.signal("-TERM");
     assert!(status.success(), "{status:?}");
-    assert!(t.elapsed() < Duration::from_secs(10), "shutdown took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
     assert!(outputs(tmp.path(), "term").is_empty());
     drop(server);
 
@@ -264,7 +283,10 @@ fn sigterm_cancels_and_commits_nothing_and_sigkill_leaves_a_failed_record() {
 fn multi_tenant_server_takes_the_beam_client_token_and_refuses_others() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp_path = tmp.path().canonicalize().unwrap();
-    let wasm = build(&repo().join("examples/wordcount/udf"), &tmp_path.join("wordcount.wasm"));
+    let wasm = build(
+        &repo().join("examples/wordcount/udf"),
+        &tmp_path.join("wordcount.wasm"),
+    );
     let out = tmp_path.join("out");
     std::fs::create_dir_all(&out).unwrap();
     let token = "a-long-enough-token-for-team-a";
@@ -278,7 +300,10 @@ fn multi_tenant_server_takes_the_beam_client_token_and_refuses_others() {
         ),
     )
     .unwrap();
-    let server = Server::start_with(&tmp_path.join("state"), &["--config", config.to_str().unwrap()]);
+    let server = Server::start_with(
+        &tmp_path.join("state"),
+        &["--config", config.to_str().unwrap()],
+    );
     let input = repo().join("examples/wordcount/input.txt");
     let prefix = out.join("counts");
     let args = [
@@ -290,17 +315,33 @@ fn multi_tenant_server_takes_the_beam_client_token_and_refuses_others() {
     // Plain PortableRunner sends no token: the server refuses it.
     let o = script("portable_wordcount.py", &args);
     assert!(!o.status.success());
-    assert!(text(&o).contains("a valid bearer token is required"), "{}", text(&o));
+    assert!(
+        text(&o).contains("a valid bearer token is required"),
+        "{}",
+        text(&o)
+    );
     // WasmbeamRunner with the wrong token: refused the same way.
     let runner = ("WASMBEAM_TEST_RUNNER", "wasmbeam.runner.WasmbeamRunner");
-    let o = script_env("portable_wordcount.py", &args, &[runner, ("WASMBEAM_TOKEN", "someone-elses-token-123")]);
+    let o = script_env(
+        "portable_wordcount.py",
+        &args,
+        &[runner, ("WASMBEAM_TOKEN", "someone-elses-token-123")],
+    );
     assert!(!o.status.success());
     assert!(text(&o).contains("UNAUTHENTICATED"), "{}", text(&o));
     assert!(outputs(&out, "counts").is_empty());
     // With the tenant's token the job runs.
-    let o = script_env("portable_wordcount.py", &args, &[runner, ("WASMBEAM_TOKEN", token)]);
+    let o = script_env(
+        "portable_wordcount.py",
+        &args,
+        &[runner, ("WASMBEAM_TOKEN", token)],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("STATE DONE"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("STATE DONE"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(
         sorted_lines(&outputs(&out, "counts")[0]),
         sorted_lines(&repo().join("examples/wordcount/expected.txt"))

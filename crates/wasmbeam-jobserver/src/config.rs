@@ -171,17 +171,11 @@ impl ServerConfig {
                 }
                 (None, Some(tok)) => {
                     if tok.len() < 16 {
-                        return Err(format!(
-                            "{at}.token: at least 16 characters are required"
-                        ));
+                        return Err(format!("{at}.token: at least 16 characters are required"));
                     }
                     Sha256::digest(tok.as_bytes()).into()
                 }
-                _ => {
-                    return Err(format!(
-                        "{at}: give exactly one of token_sha256 and token"
-                    ))
-                }
+                _ => return Err(format!("{at}: give exactly one of token_sha256 and token")),
             };
             if !seen_tokens.insert(sha) {
                 return Err(format!("{at}: two tenants share a token"));
@@ -262,12 +256,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("workrs"), "{e}");
-        let e = ServerConfig::from_yaml(
-            "tenants:\n  - name: a\n    token: short\n",
-            "/tmp/s".into(),
-        )
-        .unwrap_err();
-        assert!(e.contains("tenants[0]") && e.contains("16 characters"), "{e}");
+        let e =
+            ServerConfig::from_yaml("tenants:\n  - name: a\n    token: short\n", "/tmp/s".into())
+                .unwrap_err();
+        assert!(
+            e.contains("tenants[0]") && e.contains("16 characters"),
+            "{e}"
+        );
         let e = ServerConfig::from_yaml(
             "tenants:\n  - name: a\n    token: aaaaaaaaaaaaaaaaaaaa\n  - name: b\n    token: aaaaaaaaaaaaaaaaaaaa\n",
             "/tmp/s".into(),

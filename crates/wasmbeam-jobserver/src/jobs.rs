@@ -283,9 +283,7 @@ impl Jobs {
             .lock()
             .unwrap()
             .values()
-            .find(|j| {
-                j.staging_token == token && j.state() == job_state::Enum::Stopped as i32
-            })
+            .find(|j| j.staging_token == token && j.state() == job_state::Enum::Stopped as i32)
             .cloned()
     }
 
@@ -308,7 +306,8 @@ impl Jobs {
 
     /// Staging finished: keep the rewritten pipeline.
     pub fn staged(&self, job: &Job, pipeline: &pb::Pipeline) -> Result<(), JobError> {
-        self.store.set_pipeline(&job.id, &pipeline.encode_to_vec())?;
+        self.store
+            .set_pipeline(&job.id, &pipeline.encode_to_vec())?;
         job.staged.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -427,7 +426,8 @@ impl Jobs {
     }
 
     fn execute(&self, tenant: &Tenant, job: &Arc<Job>) {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.execute_inner(tenant, job)));
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.execute_inner(tenant, job)));
         match outcome {
             Ok(Ok(summary)) => {
                 let m = metrics::from_summary(&summary, now_ms());
@@ -463,7 +463,10 @@ impl Jobs {
                     RunnerError::Unsupported(f) => format!(
                         "{} transform(s) cannot run on wasmbeam:\n{}",
                         f.len(),
-                        f.iter().map(|x| format!("  - {x}")).collect::<Vec<_>>().join("\n")
+                        f.iter()
+                            .map(|x| format!("  - {x}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
                     ),
                     other => other.to_string(),
                 };
@@ -589,7 +592,13 @@ fn sanitize(name: &str) -> String {
     let s: String = name
         .chars()
         .take(40)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() {
         "job".into()

@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 use wasmbeam_engine::Progress;
 use wasmbeam_proto::job_management::v1::{GetJobMetricsResponse, MetricResults};
 use wasmbeam_proto::pipeline::v1::MonitoringInfo;
-use wasmbeam_proto::urns::{monitoring_info_specs::enum_ as spec, monitoring_info_type_urns::enum_ as ty};
+use wasmbeam_proto::urns::{
+    monitoring_info_specs::enum_ as spec, monitoring_info_type_urns::enum_ as ty,
+};
 use wasmbeam_runner::RunSummary;
 
 fn varint(mut v: u64, out: &mut Vec<u8>) {
@@ -29,7 +31,13 @@ fn ints(vals: &[i64]) -> Vec<u8> {
     out
 }
 
-fn info(urn: &str, type_urn: &str, payload: Vec<u8>, labels: &[(&str, &str)], at_ms: i64) -> MonitoringInfo {
+fn info(
+    urn: &str,
+    type_urn: &str,
+    payload: Vec<u8>,
+    labels: &[(&str, &str)],
+    at_ms: i64,
+) -> MonitoringInfo {
     MonitoringInfo {
         urn: urn.into(),
         r#type: type_urn.into(),

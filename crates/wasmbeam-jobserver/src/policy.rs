@@ -51,7 +51,9 @@ fn option_u64(options: &prost_types::Struct, name: &str) -> Result<Option<u64>, 
             .map(Some)
             .map_err(|_| format!("option {name}={s:?} is not a whole number")),
         Some(Kind::NumberValue(n)) if *n >= 0.0 && n.fract() == 0.0 => Ok(Some(*n as u64)),
-        Some(other) => Err(format!("option {name} must be a whole number, not {other:?}")),
+        Some(other) => Err(format!(
+            "option {name} must be a whole number, not {other:?}"
+        )),
     }
 }
 
@@ -67,7 +69,9 @@ fn option_list(options: &prost_types::Struct, name: &str) -> Result<Vec<String>,
                 other => Err(format!("option {name}: {other:?} is not a string")),
             })
             .collect(),
-        Some(other) => Err(format!("option {name} must be a list of strings, not {other:?}")),
+        Some(other) => Err(format!(
+            "option {name} must be a list of strings, not {other:?}"
+        )),
     }
 }
 
@@ -90,7 +94,12 @@ pub fn job_limits(tenant: &Tenant, options: &prost_types::Struct) -> Result<JobL
     let mut limits = Limits::default();
     limits.memory_bytes = match option_u64(options, "wasmbeam_memory_mb")? {
         Some(m) if m as usize > q.memory_mb => {
-            return Err(over("wasmbeam_memory_mb", m, "memory_mb", q.memory_mb as u64))
+            return Err(over(
+                "wasmbeam_memory_mb",
+                m,
+                "memory_mb",
+                q.memory_mb as u64,
+            ))
         }
         Some(m) => (m.max(1) as usize) << 20,
         None => q.memory_mb << 20,
@@ -199,7 +208,9 @@ pub fn check_io_paths(tenant: &Tenant, pipeline: &Pipeline) -> Result<(), String
         } else if spec.urn == wasmbeam_urns::WRITE_TEXT {
             ours::WriteTextPayload::decode(spec.payload.as_slice())
                 .map(|p| vec![p.prefix])
-                .map_err(|e| format!("transform {:?}: bad write_text payload: {e}", t.unique_name))?
+                .map_err(|e| {
+                    format!("transform {:?}: bad write_text payload: {e}", t.unique_name)
+                })?
         } else {
             continue;
         };
@@ -259,16 +270,39 @@ mod tests {
         assert_eq!(ok.workers, 2);
         assert_eq!(ok.limits.memory_bytes, 64 << 20);
         assert_eq!(ok.limits.bundle_deadline, Duration::from_secs(5));
-        let ok = job_limits(&t, &opts(&[("wasmbeam_workers", Kind::StringValue("1".into()))])).unwrap();
+        let ok = job_limits(
+            &t,
+            &opts(&[("wasmbeam_workers", Kind::StringValue("1".into()))]),
+        )
+        .unwrap();
         assert_eq!(ok.workers, 1);
-        let e = job_limits(&t, &opts(&[("wasmbeam_workers", Kind::StringValue("8".into()))])).unwrap_err();
+        let e = job_limits(
+            &t,
+            &opts(&[("wasmbeam_workers", Kind::StringValue("8".into()))]),
+        )
+        .unwrap_err();
         assert!(e.contains("quota workers=2"), "{e}");
-        let e = job_limits(&t, &opts(&[("wasmbeam_memory_mb", Kind::NumberValue(512.0))])).unwrap_err();
+        let e = job_limits(
+            &t,
+            &opts(&[("wasmbeam_memory_mb", Kind::NumberValue(512.0))]),
+        )
+        .unwrap_err();
         assert!(e.contains("quota memory_mb=64"), "{e}");
-        let e = job_limits(&t, &opts(&[("wasmbeam_grant_read", Kind::StringValue("/etc".into()))])).unwrap_err();
+        let e = job_limits(
+            &t,
+            &opts(&[("wasmbeam_grant_read", Kind::StringValue("/etc".into()))]),
+        )
+        .unwrap_err();
         assert!(e.contains("grant_read_dirs"), "{e}");
         let inside = d.path().join("models").display().to_string();
-        let ok = job_limits(&t, &opts(&[("wasmbeam_grant_read", Kind::StringValue(format!("{inside}=/models")))])).unwrap();
+        let ok = job_limits(
+            &t,
+            &opts(&[(
+                "wasmbeam_grant_read",
+                Kind::StringValue(format!("{inside}=/models")),
+            )]),
+        )
+        .unwrap();
         assert_eq!(ok.grants.read_only_dirs[0].1, "/models");
     }
 

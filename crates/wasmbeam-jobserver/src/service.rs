@@ -76,7 +76,9 @@ impl Services {
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
             .ok_or_else(denied)?;
-        cfg.tenant_by_token(token.trim()).cloned().ok_or_else(denied)
+        cfg.tenant_by_token(token.trim())
+            .cloned()
+            .ok_or_else(denied)
     }
 }
 
@@ -114,24 +116,20 @@ impl jm::job_service_server::JobService for Services {
         req: Request<jm::PrepareJobRequest>,
     ) -> Result<Response<jm::PrepareJobResponse>, Status> {
         let tenant = self.tenant(&req)?;
-        let endpoint = req
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let endpoint = req.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let r = req.into_inner();
-        let pipeline = r.pipeline.ok_or_else(|| {
-            Status::invalid_argument("PrepareJobRequest.pipeline is missing")
-        })?;
+        let pipeline = r
+            .pipeline
+            .ok_or_else(|| Status::invalid_argument("PrepareJobRequest.pipeline is missing"))?;
         let mut options = r.pipeline_options.unwrap_or_default();
         // Never keep a credential in the job store.
         options.fields.retain(|k, _| !k.contains("wasmbeam_token"));
         let jobs = self.jobs.clone();
         let name = r.job_name;
-        let (id, token) = tokio::task::spawn_blocking(move || {
-            jobs.prepare(&tenant, &name, pipeline, options)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("prepare: {e}")))??;
+        let (id, token) =
+            tokio::task::spawn_blocking(move || jobs.prepare(&tenant, &name, pipeline, options))
+                .await
+                .map_err(|e| Status::internal(format!("prepare: {e}")))??;
         Ok(Response::new(jm::PrepareJobResponse {
             preparation_id: id,
             artifact_staging_endpoint: Some(pb::ApiServiceDescriptor {
@@ -149,7 +147,9 @@ impl jm::job_service_server::JobService for Services {
         let tenant = self.tenant(&req)?;
         let r = req.into_inner();
         let job = self.jobs.run(&tenant.name, &r.preparation_id)?;
-        Ok(Response::new(jm::RunJobResponse { job_id: job.id.clone() }))
+        Ok(Response::new(jm::RunJobResponse {
+            job_id: job.id.clone(),
+        }))
     }
 
     async fn get_jobs(
@@ -321,20 +321,26 @@ impl jm::job_service_server::JobService for Services {
                 group: "wasmbeam".into(),
             })
             .collect();
-        Ok(Response::new(jm::DescribePipelineOptionsResponse { options }))
+        Ok(Response::new(jm::DescribePipelineOptionsResponse {
+            options,
+        }))
     }
 }
 
 type StagingTx = mpsc::Sender<Result<jm::ArtifactRequestWrapper, Status>>;
 
-async fn next(inbound: &mut Streaming<jm::ArtifactResponseWrapper>) -> Result<jm::ArtifactResponseWrapper, Status> {
+async fn next(
+    inbound: &mut Streaming<jm::ArtifactResponseWrapper>,
+) -> Result<jm::ArtifactResponseWrapper, Status> {
     match tokio::time::timeout(STAGING_IDLE, inbound.message()).await {
         Err(_) => Err(Status::deadline_exceeded(format!(
             "staging: the client sent nothing for {} s",
             STAGING_IDLE.as_secs()
         ))),
         Ok(Err(s)) => Err(s),
-        Ok(Ok(None)) => Err(Status::cancelled("staging: the client closed the stream early")),
+        Ok(Ok(None)) => Err(Status::cancelled(
+            "staging: the client closed the stream early",
+        )),
         Ok(Ok(Some(m))) => Ok(m),
     }
 }
@@ -381,10 +387,17 @@ async fn stage(
         .await?;
         let resolved = match next(inbound).await?.response {
             Some(artifact_response_wrapper::Response::ResolveArtifactResponse(r)) => r.replacements,
-            _ => return Err(Status::invalid_argument("staging: expected a resolve_artifact_response")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "staging: expected a resolve_artifact_response",
+                ))
+            }
         };
         // Keep each original dependency's role (its staged name).
-        let role = env.dependencies.first().map(|d| (d.role_urn.clone(), d.role_payload.clone()));
+        let role = env
+            .dependencies
+            .first()
+            .map(|d| (d.role_urn.clone(), d.role_payload.clone()));
         let mut deps = Vec::new();
         for (i, art) in resolved.into_iter().enumerate() {
             let (role_urn, role_payload) = env
@@ -394,7 +407,11 @@ async fn stage(
                 .or_else(|| role.clone())
                 .unwrap_or_default();
             if art.type_urn == standard_artifacts::types::EMBEDDED {
-                deps.push(pb::ArtifactInformation { role_urn, role_payload, ..art });
+                deps.push(pb::ArtifactInformation {
+                    role_urn,
+                    role_payload,
+                    ..art
+                });
                 continue;
             }
             let expected = expected_sha(&art);
@@ -405,7 +422,10 @@ async fn stage(
                 }),
             )
             .await?;
-            let used = jobs.store().artifact_bytes(&tenant.name).map_err(|e| Status::internal(e.to_string()))?;
+            let used = jobs
+                .store()
+                .artifact_bytes(&tenant.name)
+                .map_err(|e| Status::internal(e.to_string()))?;
             let mut incoming = jobs
                 .artifacts
                 .begin()
@@ -428,7 +448,11 @@ async fn stage(
                             return Err(Status::resource_exhausted(text));
                         }
                     }
-                    _ => return Err(Status::invalid_argument("staging: expected get_artifact_response data")),
+                    _ => {
+                        return Err(Status::invalid_argument(
+                            "staging: expected get_artifact_response data",
+                        ))
+                    }
                 }
                 if m.is_last {
                     break;

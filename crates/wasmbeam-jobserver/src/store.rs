@@ -206,8 +206,7 @@ impl Store {
     pub fn owns_artifact(&self, tenant: &str, sha: &str) -> Result<bool, StoreError> {
         let r = self.db.begin_read().map_err(se("read artifact owner"))?;
         let t = r.open_table(ARTIFACTS).map_err(se("read artifact owner"))?;
-        Ok(t
-            .get(format!("{tenant}/{sha}").as_str())
+        Ok(t.get(format!("{tenant}/{sha}").as_str())
             .map_err(se("read artifact owner"))?
             .is_some())
     }

@@ -252,7 +252,10 @@ pub fn translate(
     // without one); nothing fills it, so nothing may read it.
     let mut written: HashMap<&String, &str> = HashMap::new();
     for (_, t, _) in view.execution_units() {
-        if t.spec.as_ref().is_some_and(|s| s.urn == wasmbeam_urns::WRITE_TEXT) {
+        if t.spec
+            .as_ref()
+            .is_some_and(|s| s.urn == wasmbeam_urns::WRITE_TEXT)
+        {
             for o in t.outputs.values() {
                 written.insert(o, t.unique_name.as_str());
             }
@@ -267,7 +270,9 @@ pub fn translate(
             return Err(err(
                 id,
                 t,
-                format!("it reads the output of write_text {w:?}, which wasmbeam does not produce yet"),
+                format!(
+                    "it reads the output of write_text {w:?}, which wasmbeam does not produce yet"
+                ),
             ));
         }
         let mut outputs: Vec<(&String, &String)> = t.outputs.iter().collect();

@@ -8,8 +8,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::path::PathBuf;
 use wasmbeam_wasm_host::*;
 
 const N: usize = 1000;
@@ -51,7 +51,10 @@ fn benches(c: &mut Criterion) {
     for (lang, wasm, config) in &guests {
         let pool = DoFnPool::new(host.load_file(wasm).unwrap(), spec(config)).unwrap();
         let out = pool.run_bundle(&batch).unwrap();
-        assert_eq!(out.0.values.data, batch.values.data, "{lang} identity is not the identity");
+        assert_eq!(
+            out.0.values.data, batch.values.data,
+            "{lang} identity is not the identity"
+        );
         g.bench_function(*lang, |b| b.iter(|| pool.run_bundle(&batch).unwrap()));
     }
     g.finish();

@@ -51,7 +51,12 @@ impl TestServer {
         let done = tokio::spawn(wasmbeam_jobserver::serve(jobs.clone(), listener, async {
             let _ = rx.await;
         }));
-        TestServer { addr, jobs, stop: Some(tx), done: Some(done) }
+        TestServer {
+            addr,
+            jobs,
+            stop: Some(tx),
+            done: Some(done),
+        }
     }
 
     /// Graceful shutdown (what SIGTERM does).
@@ -70,7 +75,11 @@ impl TestServer {
             .connect()
             .await
             .unwrap();
-        Client { ch, addr: self.addr, token: token.map(String::from) }
+        Client {
+            ch,
+            addr: self.addr,
+            token: token.map(String::from),
+        }
     }
 }
 
@@ -150,9 +159,13 @@ impl Client {
                         .send(jm::ArtifactResponseWrapper {
                             staging_token: String::new(),
                             is_last: true,
-                            response: Some(artifact_response_wrapper::Response::ResolveArtifactResponse(
-                                jm::ResolveArtifactsResponse { replacements: r.artifacts },
-                            )),
+                            response: Some(
+                                artifact_response_wrapper::Response::ResolveArtifactResponse(
+                                    jm::ResolveArtifactsResponse {
+                                        replacements: r.artifacts,
+                                    },
+                                ),
+                            ),
                         })
                         .await;
                 }
@@ -167,9 +180,11 @@ impl Client {
                             .send(jm::ArtifactResponseWrapper {
                                 staging_token: String::new(),
                                 is_last: i + 1 == chunks.len(),
-                                response: Some(artifact_response_wrapper::Response::GetArtifactResponse(
-                                    jm::GetArtifactResponse { data: c.to_vec() },
-                                )),
+                                response: Some(
+                                    artifact_response_wrapper::Response::GetArtifactResponse(
+                                        jm::GetArtifactResponse { data: c.to_vec() },
+                                    ),
+                                ),
                             })
                             .await;
                     }
@@ -191,7 +206,11 @@ impl Client {
     }
 
     /// Prepare, stage and run.
-    pub async fn submit(&self, pipeline: pb::Pipeline, options: &[(&str, &str)]) -> Result<String, Status> {
+    pub async fn submit(
+        &self,
+        pipeline: pb::Pipeline,
+        options: &[(&str, &str)],
+    ) -> Result<String, Status> {
         let p = self.prepare(pipeline, options).await?;
         self.stage(&p.staging_session_token).await?;
         self.run(&p.preparation_id).await
@@ -201,7 +220,9 @@ impl Client {
     pub async fn wait(&self, job_id: &str) -> jm::job_state::Enum {
         let mut s = self
             .jobs()
-            .get_state_stream(self.req(jm::GetJobStateRequest { job_id: job_id.into() }))
+            .get_state_stream(self.req(jm::GetJobStateRequest {
+                job_id: job_id.into(),
+            }))
             .await
             .unwrap()
             .into_inner();
@@ -216,7 +237,9 @@ impl Client {
     pub async fn wait_for(&self, job_id: &str, want: jm::job_state::Enum) -> jm::job_state::Enum {
         let mut s = self
             .jobs()
-            .get_state_stream(self.req(jm::GetJobStateRequest { job_id: job_id.into() }))
+            .get_state_stream(self.req(jm::GetJobStateRequest {
+                job_id: job_id.into(),
+            }))
             .await
             .unwrap()
             .into_inner();
@@ -234,7 +257,9 @@ impl Client {
     pub async fn messages(&self, job_id: &str) -> Vec<String> {
         let mut s = self
             .jobs()
-            .get_message_stream(self.req(jm::JobMessagesRequest { job_id: job_id.into() }))
+            .get_message_stream(self.req(jm::JobMessagesRequest {
+                job_id: job_id.into(),
+            }))
             .await
             .unwrap()
             .into_inner();
@@ -253,7 +278,9 @@ impl Client {
 pub fn yaml_pipeline(text: &str) -> pb::Pipeline {
     let udf = modes_udf();
     let text = text.replace("UDF", &udf.display().to_string());
-    let resolver = |p: &Path| -> Result<PathBuf, String> { Err(format!("unexpected build of {}", p.display())) };
+    let resolver = |p: &Path| -> Result<PathBuf, String> {
+        Err(format!("unexpected build of {}", p.display()))
+    };
     wasmbeam_yaml::parse(Path::new("test.yaml"), &text, &BTreeMap::new(), &resolver)
         .unwrap()
         .pipeline

@@ -16,7 +16,11 @@ pub fn repo() -> PathBuf {
 
 /// Build `crates/wasmbeam-wasm-host/tests/udfs/<dir>` and return the component path.
 pub fn build_udf(dir: &str) -> PathBuf {
-    build_guest_crate(&repo().join("crates/wasmbeam-wasm-host/tests/udfs").join(dir))
+    build_guest_crate(
+        &repo()
+            .join("crates/wasmbeam-wasm-host/tests/udfs")
+            .join(dir),
+    )
 }
 
 /// Build the guest in `src` (Rust, Go or Python) into target/wasm-guests.
