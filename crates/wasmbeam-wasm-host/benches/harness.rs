@@ -15,17 +15,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use wasmbeam_wasm_host::*;
 
-const N: usize = 1000;
-
-fn input() -> InputBatch {
-    let mut b = InputBatchBuilder::new();
-    for i in 0..N {
-        let mut v = [b'x'; 100];
-        v[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        b.push_global(&v, i as i64);
-    }
-    b.build()
-}
+use common::{bench_batch as input, BENCH_N as N};
 
 /// The native reference: the same per-element work the guest SDK does
 /// (slice each value, copy it to the output, record tag/source/timestamp).

@@ -12,17 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::path::PathBuf;
 use wasmbeam_wasm_host::*;
 
-const N: usize = 1000;
-
-fn input() -> InputBatch {
-    let mut b = InputBatchBuilder::new();
-    for i in 0..N {
-        let mut v = [b'x'; 100];
-        v[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        b.push_global(&v, i as i64);
-    }
-    b.build()
-}
+use common::{bench_batch as input, BENCH_N as N};
 
 fn guests() -> Vec<(&'static str, PathBuf, &'static [u8])> {
     vec![

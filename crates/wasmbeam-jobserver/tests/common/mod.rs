@@ -218,23 +218,16 @@ impl Client {
 
     /// Follow the state stream to a terminal state.
     pub async fn wait(&self, job_id: &str) -> jm::job_state::Enum {
-        let mut s = self
-            .jobs()
-            .get_state_stream(self.req(jm::GetJobStateRequest {
-                job_id: job_id.into(),
-            }))
-            .await
-            .unwrap()
-            .into_inner();
-        let mut last = jm::job_state::Enum::Unspecified;
-        while let Some(e) = s.message().await.unwrap() {
-            last = jm::job_state::Enum::try_from(e.state).unwrap();
-        }
-        last
+        self.follow(job_id, None).await
     }
 
     /// Wait until the job reports `want` (or a terminal state).
     pub async fn wait_for(&self, job_id: &str, want: jm::job_state::Enum) -> jm::job_state::Enum {
+        self.follow(job_id, Some(want)).await
+    }
+
+    /// The last state seen on the job's state stream, stopping early at `stop`.
+    async fn follow(&self, job_id: &str, stop: Option<jm::job_state::Enum>) -> jm::job_state::Enum {
         let mut s = self
             .jobs()
             .get_state_stream(self.req(jm::GetJobStateRequest {
@@ -246,7 +239,7 @@ impl Client {
         let mut last = jm::job_state::Enum::Unspecified;
         while let Some(e) = s.message().await.unwrap() {
             last = jm::job_state::Enum::try_from(e.state).unwrap();
-            if last == want {
+            if Some(last) == stop {
                 break;
             }
         }

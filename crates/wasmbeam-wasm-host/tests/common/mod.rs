@@ -5,7 +5,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use wasmbeam_wasm_host::{InputBatch, InputBatchBuilder};
+
 static BUILD: Mutex<()> = Mutex::new(());
+
+/// Elements in the benchmarks' bundles.
+pub const BENCH_N: usize = 1000;
+
+/// The benchmarks' bundle: BENCH_N 100-byte values in the global window.
+pub fn bench_batch() -> InputBatch {
+    let mut b = InputBatchBuilder::new();
+    for i in 0..BENCH_N {
+        let mut v = [b'x'; 100];
+        v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        b.push_global(&v, i as i64);
+    }
+    b.build()
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
