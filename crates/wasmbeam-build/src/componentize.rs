@@ -82,7 +82,10 @@ fn rename_initialize(module: &[u8], runtime_init: &str) -> Result<Vec<u8>, Strin
 /// Turn a preview1 core module (a Go guest) into a component.
 pub fn componentize(module: &[u8]) -> Result<Vec<u8>, String> {
     let (world, iface) = world_of(module)?;
-    let runtime_init = format!("wasmbeam:udf/{iface}@0.1.0#runtime-init");
+    let runtime_init = format!(
+        "wasmbeam:udf/{iface}@{}#runtime-init",
+        crate::CONTRACT_VERSION
+    );
     let mut core = rename_initialize(module, &runtime_init)?;
     let mut resolve = Resolve::default();
     let pkg = resolve

@@ -39,6 +39,9 @@ pub use componentize::{componentize, describe, Description};
 /// The contract, compiled into the binary so builds need no checkout.
 pub const WIT: &str = include_str!("../../../wit/udf.wit");
 
+/// The contract version `WIT` declares (`package wasmbeam:udf@VERSION;`).
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
 /// A guest language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
@@ -107,5 +110,17 @@ pub fn build_in(dir: &Path, target: &Path) -> Result<PathBuf, String> {
         Language::Rust => rust::build(&dir, target),
         Language::Go => go::build(&dir, target),
         Language::Python => python::build(&dir, target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn contract_version_is_the_wits_package_version() {
+        let package = format!("package wasmbeam:udf@{};", super::CONTRACT_VERSION);
+        assert!(
+            super::WIT.lines().any(|l| l.trim() == package),
+            "wit/udf.wit does not declare `{package}`: update CONTRACT_VERSION"
+        );
     }
 }

@@ -37,6 +37,10 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk-guests/python/wasmbeam_guest/_dofn_app.py"),
     ),
     (
+        "_packed.py",
+        include_str!("../../../sdk-guests/python/wasmbeam_guest/_packed.py"),
+    ),
+    (
         "_combinefn_app.py",
         include_str!("../../../sdk-guests/python/wasmbeam_guest/_combinefn_app.py"),
     ),

@@ -1,6 +1,57 @@
-//! Building input batches and checking output batches.
+//! The host's view of a bundle ([`InputBatch`], [`OutputBatch`], [`Values`]):
+//! typed arrays, built without per-element allocation, and their conversion
+//! to and from the contract's wire records, whose per-element arrays are
+//! packed little-endian byte lists (`packed-u32`, `packed-s64`).
+//!
+//! Guests are untrusted: [`output_from_wire`] checks that every packed list
+//! holds whole entries, expands the contract's shorthands (empty `tags` =
+//! all main output, empty `timestamps` = all inherit), and
+//! [`check_output`] then checks offsets, tags and sources against the
+//! bundle, so the runner only ever sees well-formed batches.
 
-use crate::{InputBatch, OutputBatch, Values};
+use crate::bindings::dofn::wasmbeam::udf::types as wit;
+
+/// Encoded values in one flat buffer (WIT `values`): value `i` is
+/// `data[offsets[i]..offsets[i + 1]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Values {
+    /// The values' bytes, back to back.
+    pub data: Vec<u8>,
+    /// n+1 offsets into `data`, starting at 0.
+    pub offsets: Vec<u32>,
+}
+
+/// A bundle's input elements: values plus event-time metadata (WIT
+/// `input-batch`; see `wit/udf.wit` for each field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputBatch {
+    /// The n encoded element values.
+    pub values: Values,
+    /// n event timestamps (ms).
+    pub timestamps: Vec<i64>,
+    /// n+1 offsets into `window_starts`/`window_ends`.
+    pub window_offsets: Vec<u32>,
+    /// Window starts (inclusive, ms).
+    pub window_starts: Vec<i64>,
+    /// Window ends (exclusive, ms).
+    pub window_ends: Vec<i64>,
+    /// n pane bytes.
+    pub panes: Vec<u8>,
+}
+
+/// What a DoFn emitted (WIT `output-batch`), with the contract's shorthands
+/// expanded: `tags` and `timestamps` always have one entry per value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputBatch {
+    /// The m encoded output values.
+    pub values: Values,
+    /// m output indexes (0 is the main output).
+    pub tags: Vec<u32>,
+    /// m source element indexes, or [`NO_SOURCE`].
+    pub sources: Vec<u32>,
+    /// m timestamps (ms), or [`INHERIT_TIMESTAMP`].
+    pub timestamps: Vec<i64>,
+}
 
 /// `output-batch.sources` entry for an output with no input element.
 pub const NO_SOURCE: u32 = u32::MAX;
@@ -8,7 +59,7 @@ pub const NO_SOURCE: u32 = u32::MAX;
 pub const INHERIT_TIMESTAMP: i64 = i64::MIN;
 
 /// Side input access pattern (WIT `side-input-kind`).
-pub type SideInputKind = crate::bindings::dofn::wasmbeam::udf::types::SideInputKind;
+pub type SideInputKind = wit::SideInputKind;
 
 /// Beam's minimum timestamp in milliseconds (start of the global window).
 pub const MIN_TIMESTAMP_MS: i64 = -9_223_372_036_854_775;
@@ -155,6 +206,134 @@ impl InputBatchBuilder {
     }
 }
 
+/// Append `v` to `out` as little-endian u32s.
+pub(crate) fn pack_u32(out: &mut Vec<u8>, v: &[u32]) {
+    out.clear();
+    out.reserve(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Append `v` to `out` as little-endian s64s.
+pub(crate) fn pack_s64(out: &mut Vec<u8>, v: &[i64]) {
+    out.clear();
+    out.reserve(v.len() * 8);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn unpack<const N: usize, T>(
+    field: &str,
+    bytes: &[u8],
+    what: &str,
+    from: fn([u8; N]) -> T,
+) -> Result<Vec<T>, String> {
+    if bytes.len() % N != 0 {
+        return Err(format!(
+            "{field} holds {} bytes, which is not a whole number of {N}-byte {what} values",
+            bytes.len()
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(N)
+        .map(|c| from(c.try_into().expect("chunks_exact yields N bytes")))
+        .collect())
+}
+
+pub(crate) fn unpack_u32(field: &str, bytes: &[u8]) -> Result<Vec<u32>, String> {
+    unpack(field, bytes, "u32", u32::from_le_bytes)
+}
+
+fn unpack_s64(field: &str, bytes: &[u8]) -> Result<Vec<i64>, String> {
+    unpack(field, bytes, "s64", i64::from_le_bytes)
+}
+
+/// Reusable wire records for the calls of one instance, so that packing a
+/// bundle allocates nothing once the buffers have grown.
+#[derive(Default)]
+pub(crate) struct WireScratch {
+    input: Option<wit::InputBatch>,
+    values: Vec<wit::Values>,
+}
+
+impl WireScratch {
+    /// `b` as the wire record (reusing this scratch's buffers).
+    pub(crate) fn input(&mut self, b: &InputBatch) -> &wit::InputBatch {
+        let w = self.input.get_or_insert_with(|| wit::InputBatch {
+            values: wit::Values {
+                data: Vec::new(),
+                offsets: Vec::new(),
+            },
+            timestamps: Vec::new(),
+            window_offsets: Vec::new(),
+            window_starts: Vec::new(),
+            window_ends: Vec::new(),
+            panes: Vec::new(),
+        });
+        fill_values(&mut w.values, &b.values);
+        pack_s64(&mut w.timestamps, &b.timestamps);
+        pack_u32(&mut w.window_offsets, &b.window_offsets);
+        pack_s64(&mut w.window_starts, &b.window_starts);
+        pack_s64(&mut w.window_ends, &b.window_ends);
+        w.panes.clear();
+        w.panes.extend_from_slice(&b.panes);
+        w
+    }
+
+    /// `vs` as wire records, in order (reusing buffers).
+    pub(crate) fn values<const K: usize>(&mut self, vs: [&Values; K]) -> &[wit::Values] {
+        while self.values.len() < K {
+            self.values.push(wit::Values {
+                data: Vec::new(),
+                offsets: Vec::new(),
+            });
+        }
+        for (w, v) in self.values.iter_mut().zip(vs) {
+            fill_values(w, v);
+        }
+        &self.values[..K]
+    }
+}
+
+fn fill_values(w: &mut wit::Values, v: &Values) {
+    w.data.clear();
+    w.data.extend_from_slice(&v.data);
+    pack_u32(&mut w.offsets, &v.offsets);
+}
+
+/// A guest's `values` record, unpacked (not yet checked: see [`Values::check`]).
+pub(crate) fn values_from_wire(w: wit::Values) -> Result<Values, String> {
+    Ok(Values {
+        offsets: unpack_u32("values.offsets", &w.offsets)?,
+        data: w.data,
+    })
+}
+
+/// A guest's `output-batch`, unpacked with its shorthands expanded.
+pub(crate) fn output_from_wire(w: wit::OutputBatch) -> Result<OutputBatch, String> {
+    let values = values_from_wire(w.values)?;
+    let n = values.len();
+    let sources = unpack_u32("sources", &w.sources)?;
+    let tags = if w.tags.is_empty() {
+        vec![0; n]
+    } else {
+        unpack_u32("tags", &w.tags)?
+    };
+    let timestamps = if w.timestamps.is_empty() {
+        vec![INHERIT_TIMESTAMP; n]
+    } else {
+        unpack_s64("timestamps", &w.timestamps)?
+    };
+    Ok(OutputBatch {
+        values,
+        tags,
+        sources,
+        timestamps,
+    })
+}
+
 /// Check a guest's output against the contract.
 pub(crate) fn check_output(out: &OutputBatch, inputs: usize, outputs: usize) -> Result<(), String> {
     out.values.check()?;
@@ -192,4 +371,103 @@ pub(crate) fn check_output(out: &OutputBatch, inputs: usize, outputs: usize) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire_output(
+        offsets: &[u32],
+        tags: &[u8],
+        sources: &[u32],
+        times: &[u8],
+    ) -> wit::OutputBatch {
+        let mut o = Vec::new();
+        pack_u32(&mut o, offsets);
+        let mut s = Vec::new();
+        pack_u32(&mut s, sources);
+        wit::OutputBatch {
+            values: wit::Values {
+                data: vec![7; *offsets.last().unwrap() as usize],
+                offsets: o,
+            },
+            tags: tags.to_vec(),
+            sources: s,
+            timestamps: times.to_vec(),
+        }
+    }
+
+    #[test]
+    fn input_batches_pack_little_endian_and_reuse_buffers() {
+        let mut b = InputBatchBuilder::new();
+        b.push(b"ab", -2, &[(1, 0x0102_0304_0506_0708)], 5);
+        b.push(b"c", 3, &[], 6);
+        let mut scratch = WireScratch::default();
+        let w = scratch.input(b.batch());
+        assert_eq!(w.values.data, b"abc");
+        assert_eq!(w.values.offsets, [0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(&w.timestamps[..8], &(-2i64).to_le_bytes());
+        assert_eq!(&w.timestamps[8..], &3i64.to_le_bytes());
+        assert_eq!(w.window_offsets, [0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(w.window_ends, [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(w.panes, [5, 6]);
+        // A second, smaller batch leaves nothing of the first behind.
+        let mut small = InputBatchBuilder::new();
+        small.push_global(b"z", 9);
+        let w = scratch.input(small.batch());
+        assert_eq!(w.values.data, b"z");
+        assert_eq!(w.timestamps, 9i64.to_le_bytes());
+        assert_eq!(w.window_offsets.len(), 8);
+    }
+
+    #[test]
+    fn empty_tags_and_timestamps_mean_main_output_and_inherit() {
+        let out = output_from_wire(wire_output(&[0, 1, 3], &[], &[0, 0], &[])).unwrap();
+        assert_eq!(out.tags, [0, 0]);
+        assert_eq!(out.timestamps, [INHERIT_TIMESTAMP, INHERIT_TIMESTAMP]);
+        assert_eq!(out.sources, [0, 0]);
+        assert_eq!(out.values.get(1), [7, 7]);
+        check_output(&out, 1, 1).unwrap();
+    }
+
+    #[test]
+    fn explicit_tags_and_timestamps_are_unpacked() {
+        let mut tags = Vec::new();
+        pack_u32(&mut tags, &[1, 0]);
+        let mut times = Vec::new();
+        pack_s64(&mut times, &[-5, INHERIT_TIMESTAMP]);
+        let out =
+            output_from_wire(wire_output(&[0, 1, 2], &tags, &[NO_SOURCE, 0], &times)).unwrap();
+        assert_eq!(out.tags, [1, 0]);
+        assert_eq!(out.timestamps, [-5, INHERIT_TIMESTAMP]);
+        check_output(&out, 1, 2).unwrap();
+        let err = check_output(&out, 1, 1).unwrap_err();
+        assert!(err.contains("names output tag index 1"), "{err}");
+    }
+
+    #[test]
+    fn ragged_packed_lists_are_refused_naming_the_field() {
+        let mut w = wire_output(&[0, 1], &[], &[0], &[]);
+        w.values.offsets.pop();
+        let err = output_from_wire(w).unwrap_err();
+        assert!(err.contains("values.offsets holds 7 bytes"), "{err}");
+
+        let err = output_from_wire(wire_output(&[0, 1], &[1, 0, 0], &[0], &[])).unwrap_err();
+        assert!(
+            err.contains("tags holds 3 bytes") && err.contains("4-byte u32"),
+            "{err}"
+        );
+
+        let err = output_from_wire(wire_output(&[0, 1], &[], &[0], &[0; 12])).unwrap_err();
+        assert!(
+            err.contains("timestamps holds 12 bytes") && err.contains("8-byte s64"),
+            "{err}"
+        );
+
+        // Whole entries, but the wrong number of them.
+        let out = output_from_wire(wire_output(&[0, 1], &[], &[0, 0], &[])).unwrap();
+        let err = check_output(&out, 1, 1).unwrap_err();
+        assert!(err.contains("1 values but 2 sources"), "{err}");
+    }
 }

@@ -1,7 +1,9 @@
 //! CombineFn instances and their pool. Every call works on many groups at
 //! once (one group per key in the runner), never on one element.
 
+use crate::batch::{pack_u32, values_from_wire, WireScratch};
 use crate::bindings::combinefn::CombinefnUdf;
+use crate::bindings::dofn::wasmbeam::udf::types as wit;
 use crate::config::{Grants, Limits};
 use crate::contract::UdfKind;
 use crate::error::UdfError;
@@ -15,13 +17,17 @@ use crate::Values;
 pub struct CombineFnInstance {
     sandbox: Sandbox,
     bindings: CombinefnUdf,
+    scratch: WireScratch,
+    ends: Vec<u8>,
 }
 
-fn check_groups(name: &str, out: &Values, groups: usize) -> Result<(), UdfError> {
-    out.check()
-        .and_then(|_| {
+/// Unpack a guest's `values` and check it holds one entry per group.
+fn check_groups(name: &str, out: wit::Values, groups: usize) -> Result<Values, UdfError> {
+    values_from_wire(out)
+        .and_then(|out| out.check().map(|()| out))
+        .and_then(|out| {
             if out.len() == groups {
-                Ok(())
+                Ok(out)
             } else {
                 Err(format!(
                     "expected {groups} accumulators or outputs, got {}",
@@ -68,7 +74,12 @@ impl CombineFnInstance {
             .call(|s| iface.call_setup(s, config))?
             .map_err(|e| guest_error(&name, e))?;
         sandbox.end_bundle();
-        Ok(CombineFnInstance { sandbox, bindings })
+        Ok(CombineFnInstance {
+            sandbox,
+            bindings,
+            scratch: WireScratch::default(),
+            ends: Vec::new(),
+        })
     }
 
     /// A fresh accumulator.
@@ -87,12 +98,16 @@ impl CombineFnInstance {
         group_ends: &[u32],
     ) -> Result<Values, UdfError> {
         let iface = self.bindings.wasmbeam_udf_combinefn();
+        let [accs, ins] = self.scratch.values([accumulators, inputs]) else {
+            unreachable!("two values records were asked for")
+        };
+        pack_u32(&mut self.ends, group_ends);
+        let ends = &self.ends;
         let r = self
             .sandbox
-            .call(|s| iface.call_add_inputs(s, accumulators, inputs, group_ends))?;
+            .call(|s| iface.call_add_inputs(s, accs, ins, ends))?;
         let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
-        check_groups(&self.sandbox.name, &out, group_ends.len())?;
-        Ok(out)
+        check_groups(&self.sandbox.name, out, group_ends.len())
     }
 
     /// Merge each group of accumulators into one.
@@ -102,24 +117,28 @@ impl CombineFnInstance {
         group_ends: &[u32],
     ) -> Result<Values, UdfError> {
         let iface = self.bindings.wasmbeam_udf_combinefn();
+        let [accs] = self.scratch.values([accumulators]) else {
+            unreachable!("one values record was asked for")
+        };
+        pack_u32(&mut self.ends, group_ends);
+        let ends = &self.ends;
         let r = self
             .sandbox
-            .call(|s| iface.call_merge_accumulators(s, accumulators, group_ends))?;
+            .call(|s| iface.call_merge_accumulators(s, accs, ends))?;
         let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
-        check_groups(&self.sandbox.name, &out, group_ends.len())?;
-        Ok(out)
+        check_groups(&self.sandbox.name, out, group_ends.len())
     }
 
     /// The output of each accumulator.
     pub fn extract_outputs(&mut self, accumulators: &Values) -> Result<Values, UdfError> {
         let iface = self.bindings.wasmbeam_udf_combinefn();
-        let r = self
-            .sandbox
-            .call(|s| iface.call_extract_outputs(s, accumulators))?;
+        let [accs] = self.scratch.values([accumulators]) else {
+            unreachable!("one values record was asked for")
+        };
+        let r = self.sandbox.call(|s| iface.call_extract_outputs(s, accs))?;
         self.sandbox.end_bundle();
         let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
-        check_groups(&self.sandbox.name, &out, accumulators.len())?;
-        Ok(out)
+        check_groups(&self.sandbox.name, out, accumulators.len())
     }
 
     /// Metrics reported since the last call.
@@ -138,7 +157,7 @@ impl Pooled for CombineFnInstance {
         CombineFnInstance::take_metrics(self)
     }
     fn reusable(&self) -> bool {
-        !self.is_poisoned()
+        !self.is_poisoned() && !self.sandbox.worn_out()
     }
 }
 

@@ -29,7 +29,11 @@ impl Eq for Interrupt {}
 /// Resource limits for each UDF instance. Defaults are safe for untrusted code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Cap on each linear memory, in bytes (default 256 MiB).
+    /// Cap on each linear memory, in bytes (default 256 MiB). An instance
+    /// whose memory has grown through half of the room between its initial
+    /// size and this cap is retired after its bundle (dropped, not reused),
+    /// so a guest that leaks a little per bundle is replaced by a fresh
+    /// instance long before a bundle would hit the cap.
     pub memory_bytes: usize,
     /// Cap on elements per table (default 100,000).
     pub table_elements: usize,

@@ -8,7 +8,7 @@ use wasmtime::Engine;
 use crate::error::UdfError;
 
 /// The WIT package version this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Which world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ impl std::fmt::Display for UdfKind {
     }
 }
 
-/// Split `wasmbeam:udf/dofn@0.1.0` into (`dofn`, `0.1.0`).
+/// Split `wasmbeam:udf/dofn@0.2.0` into (`dofn`, `0.2.0`).
 fn udf_interface(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix("wasmbeam:udf/")?;
     Some(rest.split_once('@').unwrap_or((rest, "")))

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::batch::{check_output, SideInputKind};
+use crate::batch::{check_output, output_from_wire, SideInputKind, WireScratch};
 use crate::bindings::dofn::DofnUdf;
 use crate::config::{Grants, Limits};
 use crate::contract::UdfKind;
@@ -46,6 +46,7 @@ pub struct DoFnInstance {
     bindings: DofnUdf,
     outputs: usize,
     in_bundle: bool,
+    scratch: WireScratch,
 }
 
 impl DoFnInstance {
@@ -70,9 +71,11 @@ impl DoFnInstance {
         sandbox
             .call(|s| iface.call_setup(s, &spec.config, &spec.outputs))?
             .map_err(|e| guest_error(&name, e))?;
+        let mut scratch = WireScratch::default();
         for si in &spec.side_inputs {
+            let elements = scratch.input(&si.elements);
             sandbox
-                .call(|s| iface.call_load_side_input(s, &si.tag, si.kind, &si.elements))?
+                .call(|s| iface.call_load_side_input(s, &si.tag, si.kind, elements))?
                 .map_err(|e| guest_error(&name, e))?;
         }
         sandbox.end_bundle();
@@ -81,6 +84,7 @@ impl DoFnInstance {
             bindings,
             outputs: spec.outputs.len().max(1),
             in_bundle: false,
+            scratch,
         })
     }
 
@@ -88,17 +92,26 @@ impl DoFnInstance {
     pub fn process_bundle(&mut self, batch: &InputBatch) -> Result<OutputBatch, UdfError> {
         self.in_bundle = true;
         let iface = self.bindings.wasmbeam_udf_dofn();
+        let wire = self.scratch.input(batch);
         let out = self
             .sandbox
-            .call(|s| iface.call_process_bundle(s, batch))?
+            .call(|s| iface.call_process_bundle(s, wire))?
             .map_err(|e| guest_error(&self.sandbox.name, e))?;
-        check_output(&out, batch.timestamps.len(), self.outputs).map_err(|detail| {
-            UdfError::BadOutput {
+        self.checked(out, batch.timestamps.len())
+    }
+
+    /// Unpack and check a guest's output for a bundle of `inputs` elements.
+    fn checked(
+        &self,
+        out: crate::bindings::dofn::wasmbeam::udf::types::OutputBatch,
+        inputs: usize,
+    ) -> Result<OutputBatch, UdfError> {
+        output_from_wire(out)
+            .and_then(|out| check_output(&out, inputs, self.outputs).map(|()| out))
+            .map_err(|detail| UdfError::BadOutput {
                 name: self.sandbox.name.to_string(),
                 detail,
-            }
-        })?;
-        Ok(out)
+            })
     }
 
     /// Finish the current bundle; outputs have no source element.
@@ -108,11 +121,7 @@ impl DoFnInstance {
         let out = self.sandbox.call(|s| iface.call_finish_bundle(s));
         self.sandbox.end_bundle();
         let out = out?.map_err(|e| guest_error(&self.sandbox.name, e))?;
-        check_output(&out, 0, self.outputs).map_err(|detail| UdfError::BadOutput {
-            name: self.sandbox.name.to_string(),
-            detail,
-        })?;
-        Ok(out)
+        self.checked(out, 0)
     }
 
     /// Process a whole bundle: `process-bundle` then `finish-bundle`.
@@ -141,7 +150,7 @@ impl Pooled for DoFnInstance {
         DoFnInstance::take_metrics(self)
     }
     fn reusable(&self) -> bool {
-        !self.is_poisoned() && !self.in_bundle
+        !self.is_poisoned() && !self.in_bundle && !self.sandbox.worn_out()
     }
 }
 

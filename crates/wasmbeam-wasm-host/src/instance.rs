@@ -130,6 +130,15 @@ impl Sandbox {
         self.store.data_mut().end_bundle();
     }
 
+    /// True once the instance's memory has used up half of the headroom
+    /// between its initial size and its cap: it should be retired instead of
+    /// reused (see [`Limits::memory_bytes`]).
+    pub fn worn_out(&self) -> bool {
+        let l = &self.store.data().limiter;
+        let initial = l.initial_memory_bytes.unwrap_or(0);
+        l.memory_bytes > initial + l.limits.memory_bytes.saturating_sub(initial) / 2
+    }
+
     pub fn take_metrics(&mut self) -> UserMetrics {
         std::mem::take(&mut self.store.data_mut().metrics)
     }

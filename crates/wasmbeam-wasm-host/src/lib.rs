@@ -2,7 +2,7 @@
 //!
 //! Runs user-defined functions (Beam DoFns and CombineFns) that were compiled
 //! to WebAssembly components against wasmbeam's WIT contract
-//! (`wit/udf.wit`, package `wasmbeam:udf@0.1.0`), inside sandboxed wasmtime
+//! (`wit/udf.wit`, package `wasmbeam:udf@0.2.0`), inside sandboxed wasmtime
 //! instances, **once per bundle**.
 //!
 //! ## Design
@@ -16,8 +16,8 @@
 //!   cache keyed by the component's sha256 plus the engine's compatibility
 //!   hash (a Python component takes seconds to compile; a cached one loads in
 //!   milliseconds). It then checks the contract: the component must export
-//!   `wasmbeam:udf/dofn@0.1.0` or `wasmbeam:udf/combinefn@0.1.0`, and import
-//!   nothing but WASI and `wasmbeam:udf/host@0.1.0`; anything else is refused
+//!   `wasmbeam:udf/dofn@0.2.0` or `wasmbeam:udf/combinefn@0.2.0`, and import
+//!   nothing but WASI and `wasmbeam:udf/host@0.2.0`; anything else is refused
 //!   with a message naming the version it was built for.
 //! * [`DoFnPool`] / [`CombineFnPool`] hold set-up instances of one transform
 //!   (its component, config bytes, output tags and side inputs). A worker
@@ -40,8 +40,11 @@
 //!
 //! Bundles cross the boundary as flat buffers ([`InputBatch`],
 //! [`OutputBatch`], [`Values`]): one `list<u8>` of concatenated values plus
-//! `list<u32>` offsets and per-element metadata lists. Lowering and lifting
-//! them is a handful of memcpys per bundle, independent of element count.
+//! offsets and per-element metadata, each packed into a little-endian
+//! `list<u8>`. Lowering and lifting them is a handful of memcpys per bundle,
+//! independent of element count, in every guest language. The host API keeps
+//! typed arrays (`Vec<u32>`, `Vec<i64>`); `batch.rs` packs them into reused
+//! wire buffers before a call and unpacks and checks what comes back.
 //!
 //! Dependency rule: this crate knows the WIT contract and wasmtime, not Beam's
 //! protos or the runner; it is a leaf.
@@ -60,7 +63,9 @@ mod instance;
 mod pool;
 mod state;
 
-pub use batch::{InputBatchBuilder, SideInputKind, INHERIT_TIMESTAMP, NO_SOURCE};
+pub use batch::{
+    InputBatch, InputBatchBuilder, OutputBatch, SideInputKind, Values, INHERIT_TIMESTAMP, NO_SOURCE,
+};
 pub use combine::{CombineFnInstance, CombineFnPool};
 pub use config::{Grants, HostConfig, Interrupt, Limits};
 
@@ -94,10 +99,3 @@ pub mod bindings {
         });
     }
 }
-
-/// A bundle's input elements: values plus event-time metadata (WIT `input-batch`).
-pub type InputBatch = bindings::dofn::wasmbeam::udf::types::InputBatch;
-/// What a DoFn emitted (WIT `output-batch`).
-pub type OutputBatch = bindings::dofn::wasmbeam::udf::types::OutputBatch;
-/// Encoded values in one flat buffer (WIT `values`).
-pub type Values = bindings::dofn::wasmbeam::udf::types::Values;

@@ -9,7 +9,8 @@ use crate::state::UserMetrics;
 pub(crate) trait Pooled {
     /// Metrics reported since the last call.
     fn take_metrics(&mut self) -> UserMetrics;
-    /// False once the instance must be dropped (after a trap).
+    /// False once the instance must be dropped (after a trap, or when its
+    /// memory has grown too far to keep).
     fn reusable(&self) -> bool;
 }
 

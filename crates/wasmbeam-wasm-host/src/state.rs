@@ -73,6 +73,10 @@ impl UserMetrics {
 pub(crate) struct Limiter {
     pub limits: Limits,
     pub memory_cap_hit: bool,
+    /// The largest linear memory size granted so far, in bytes.
+    pub memory_bytes: usize,
+    /// The first size granted (the memory the module starts with).
+    pub initial_memory_bytes: Option<usize>,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -86,6 +90,8 @@ impl wasmtime::ResourceLimiter for Limiter {
             self.memory_cap_hit = true;
             return Ok(false);
         }
+        self.memory_bytes = self.memory_bytes.max(desired);
+        self.initial_memory_bytes.get_or_insert(desired);
         Ok(true)
     }
     fn table_growing(
@@ -272,6 +278,8 @@ impl HostState {
             limiter: Limiter {
                 limits: limits.clone(),
                 memory_cap_hit: false,
+                memory_bytes: 0,
+                initial_memory_bytes: None,
             },
             log: LogSink::new(udf, "log", cap),
             stdout,

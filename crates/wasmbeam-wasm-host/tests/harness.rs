@@ -202,6 +202,38 @@ fn guest_error_names_the_element_and_keeps_the_instance() {
 }
 
 #[test]
+fn python_guest_packs_outputs_and_names_the_element_of_a_non_bytes_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let py = h.load_file(&common::build_udf("identity-py")).unwrap();
+    // Packed offsets, sources and the omitted tags and timestamps round-trip.
+    let pool = DoFnPool::new(py.clone(), spec("")).unwrap();
+    let (out, fin) = pool.run_bundle(&batch(&[b"a", b"", b"ccc"])).unwrap();
+    assert_eq!(strings(&out.values), ["a", "", "ccc"]);
+    assert_eq!(out.sources, [0, 1, 2]);
+    assert_eq!(out.tags, [0, 0, 0]);
+    assert_eq!(out.timestamps, [INHERIT_TIMESTAMP; 3]);
+    assert!(fin.values.is_empty());
+    // A str where bytes belong fails the bundle and names its element.
+    let pool = DoFnPool::new(py, spec("emit-str")).unwrap();
+    let err = pool
+        .run_bundle(&batch(&[b"a", b"b", b"c", b"d"]))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            UdfError::Guest {
+                element: Some(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(msg.contains("output 2 is a str, not bytes"), "{msg}");
+}
+
+#[test]
 fn trap_gives_the_guest_message_and_the_next_bundle_gets_a_fresh_instance() {
     let dir = tempfile::tempdir().unwrap();
     let h = host(dir.path());
@@ -240,6 +272,31 @@ fn infinite_loop_is_stopped_by_the_deadline_within_twice_the_limit() {
             .contains("exceeded the bundle deadline of 300ms"),
         "{err}"
     );
+}
+
+#[test]
+fn an_instance_that_leaks_is_retired_before_it_reaches_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let pool = DoFnPool::new(
+        modes(&h),
+        DoFnSpec {
+            limits: Limits {
+                memory_bytes: 32 << 20,
+                ..Limits::default()
+            },
+            ..spec("leak")
+        },
+    )
+    .unwrap();
+    // 1 MiB lost per bundle: one instance would hit the 32 MiB cap within
+    // about 30 bundles; retired instances keep 100 bundles going.
+    for i in 0..100 {
+        let (out, _) = pool
+            .run_bundle(&batch(&[b"x"]))
+            .unwrap_or_else(|e| panic!("bundle {i}: {e}"));
+        assert_eq!(out.values.get(0), b"x");
+    }
 }
 
 #[test]
@@ -327,10 +384,16 @@ fn wrong_contract_version_is_refused_with_the_version_it_needs() {
     let msg = err.to_string();
     assert!(matches!(err, UdfError::Contract { .. }), "{err:?}");
     assert!(
-        msg.contains("built for the UDF contract wasmbeam:udf@0.2.0"),
+        msg.contains("built for the UDF contract wasmbeam:udf@9.0.0"),
         "{msg}"
     );
-    assert!(msg.contains("implements wasmbeam:udf@0.1.0"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "implements wasmbeam:udf@{}",
+            wasmbeam_wasm_host::CONTRACT_VERSION
+        )),
+        "{msg}"
+    );
 }
 
 #[test]

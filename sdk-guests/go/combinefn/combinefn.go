@@ -72,11 +72,11 @@ func okValues(b *builder) uint32 {
 	}
 	ret.PutByte(0, 0)
 	abi.PutList(&ret, 4, b.data)
-	abi.PutList(&ret, 12, b.offsets)
+	abi.PutPacked(&ret, 12, b.offsets)
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.1.0#setup
+//go:wasmexport wasmbeam:udf/combinefn@0.2.0#setup
 func exportSetup(cfgPtr, cfgLen uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -91,7 +91,7 @@ func exportSetup(cfgPtr, cfgLen uint32) uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.1.0#create-accumulator
+//go:wasmexport wasmbeam:udf/combinefn@0.2.0#create-accumulator
 func exportCreate() uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -105,13 +105,13 @@ func exportCreate() uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.1.0#add-inputs
+//go:wasmexport wasmbeam:udf/combinefn@0.2.0#add-inputs
 func exportAddInputs(ad, adn, ao, aon, id, idn, io, ion, ge, gen uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
-	accs := values{abi.Bytes(ad, adn), abi.U32s(ao, aon)}
-	ins := values{abi.Bytes(id, idn), abi.U32s(io, ion)}
-	ends := abi.U32s(ge, gen)
+	accs := values{abi.Bytes(ad, adn), abi.PackedU32(ao, aon)}
+	ins := values{abi.Bytes(id, idn), abi.PackedU32(io, ion)}
+	ends := abi.PackedU32(ge, gen)
 	var b builder
 	start := 0
 	for g, end := range ends {
@@ -128,12 +128,12 @@ func exportAddInputs(ad, adn, ao, aon, id, idn, io, ion, ge, gen uint32) uint32 
 	return okValues(&b)
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.1.0#merge-accumulators
+//go:wasmexport wasmbeam:udf/combinefn@0.2.0#merge-accumulators
 func exportMerge(ad, adn, ao, aon, ge, gen uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
-	accs := values{abi.Bytes(ad, adn), abi.U32s(ao, aon)}
-	ends := abi.U32s(ge, gen)
+	accs := values{abi.Bytes(ad, adn), abi.PackedU32(ao, aon)}
+	ends := abi.PackedU32(ge, gen)
 	var b builder
 	start := 0
 	group := make([][]byte, 0, 8)
@@ -152,11 +152,11 @@ func exportMerge(ad, adn, ao, aon, ge, gen uint32) uint32 {
 	return okValues(&b)
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.1.0#extract-outputs
+//go:wasmexport wasmbeam:udf/combinefn@0.2.0#extract-outputs
 func exportExtract(ad, adn, ao, aon uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
-	accs := values{abi.Bytes(ad, adn), abi.U32s(ao, aon)}
+	accs := values{abi.Bytes(ad, adn), abi.PackedU32(ao, aon)}
 	var b builder
 	for i := 0; i < accs.n(); i++ {
 		out, err := fn.ExtractOutput(accs.at(i))

@@ -81,6 +81,9 @@ type Emitter struct {
 	sources []uint32
 	times   []int64
 	source  uint32
+	// Whether any output left the main output or set a timestamp; when
+	// not, tags and times are sent empty (the contract's shorthand).
+	anyTag, anyTime bool
 }
 
 const inherit = -9223372036854775808
@@ -92,6 +95,8 @@ func (o *Emitter) push(tag uint32, v []byte, ts int64) {
 	o.tags = append(o.tags, tag)
 	o.sources = append(o.sources, o.source)
 	o.times = append(o.times, ts)
+	o.anyTag = o.anyTag || tag != 0
+	o.anyTime = o.anyTime || ts != inherit
 }
 
 // Emit writes v to the main output, in the element's windows, at its time.
@@ -165,11 +170,11 @@ type batch struct {
 func readBatch(p []uint32) *batch {
 	return &batch{
 		data:     abi.Bytes(p[0], p[1]),
-		offsets:  abi.U32s(p[2], p[3]),
-		times:    abi.S64s(p[4], p[5]),
-		winOff:   abi.U32s(p[6], p[7]),
-		winStart: abi.S64s(p[8], p[9]),
-		winEnd:   abi.S64s(p[10], p[11]),
+		offsets:  abi.PackedU32(p[2], p[3]),
+		times:    abi.PackedS64(p[4], p[5]),
+		winOff:   abi.PackedU32(p[6], p[7]),
+		winStart: abi.PackedS64(p[8], p[9]),
+		winEnd:   abi.PackedS64(p[10], p[11]),
 	}
 }
 
@@ -181,7 +186,7 @@ func errorResult(err error, element int) uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.1.0#setup
+//go:wasmexport wasmbeam:udf/dofn@0.2.0#setup
 func exportSetup(cfgPtr, cfgLen, outPtr, outLen uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -200,7 +205,7 @@ func exportSetup(cfgPtr, cfgLen, outPtr, outLen uint32) uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.1.0#load-side-input
+//go:wasmexport wasmbeam:udf/dofn@0.2.0#load-side-input
 func exportLoadSideInput(args uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -234,20 +239,25 @@ func (o *Emitter) reset() {
 	o.tags = o.tags[:0]
 	o.sources = o.sources[:0]
 	o.times = o.times[:0]
+	o.anyTag, o.anyTime = false, false
 }
 
 func okOutputs() uint32 {
 	metrics.Flush()
 	ret.PutByte(0, 0)
 	abi.PutList(&ret, 4, out.data)
-	abi.PutList(&ret, 12, out.offsets)
-	abi.PutList(&ret, 20, out.tags)
-	abi.PutList(&ret, 28, out.sources)
-	abi.PutList(&ret, 36, out.times)
+	abi.PutPacked(&ret, 12, out.offsets)
+	if out.anyTag {
+		abi.PutPacked(&ret, 20, out.tags)
+	}
+	abi.PutPacked(&ret, 28, out.sources)
+	if out.anyTime {
+		abi.PutPacked(&ret, 36, out.times)
+	}
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.1.0#process-bundle
+//go:wasmexport wasmbeam:udf/dofn@0.2.0#process-bundle
 func exportProcessBundle(d0, d1, o0, o1, t0, t1, wo0, wo1, ws0, ws1, we0, we1, p0, p1 uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -268,7 +278,7 @@ func exportProcessBundle(d0, d1, o0, o1, t0, t1, wo0, wo1, ws0, ws1, we0, we1, p
 	return okOutputs()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.1.0#finish-bundle
+//go:wasmexport wasmbeam:udf/dofn@0.2.0#finish-bundle
 func exportFinishBundle() uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -283,7 +293,7 @@ func exportFinishBundle() uint32 {
 	return okOutputs()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.1.0#teardown
+//go:wasmexport wasmbeam:udf/dofn@0.2.0#teardown
 func exportTeardown() {
 	defer abi.Reset()
 	if t, ok := fn.(TearDowner); ok {

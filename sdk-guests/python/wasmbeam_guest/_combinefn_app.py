@@ -5,6 +5,7 @@ from wit_world import exports
 from wit_world.imports import host, types
 
 from wasmbeam_guest import api, metrics
+from wasmbeam_guest._packed import join, offsets_of, split, u32s
 
 
 def _error(e):
@@ -13,19 +14,17 @@ def _error(e):
 
 
 def _split(v):
-    o = v.offsets
-    d = v.data
-    return [d[o[i]:o[i + 1]] for i in range(len(o) - 1)]
+    return split(v.data, v.offsets)
 
 
 def _values(items):
-    data = bytearray()
-    offsets = [0]
-    for it in items:
-        data += it
-        offsets.append(len(data))
     metrics._flush(host)
-    return types.Values(bytes(data), offsets)
+    data, bad = join(items)
+    if bad is not None:
+        raise _error(api.UdfError(
+            f"accumulator or output {bad} is a {type(items[bad]).__name__}, "
+            "not bytes"))
+    return types.Values(data, offsets_of(items))
 
 
 class Combinefn(exports.Combinefn):
@@ -57,7 +56,7 @@ class Combinefn(exports.Combinefn):
         out = []
         start = 0
         try:
-            for g, end in enumerate(group_ends):
+            for g, end in enumerate(u32s(group_ends)):
                 acc = accs[g]
                 for i in range(start, end):
                     acc = fn.add_input(acc, ins[i])
@@ -73,7 +72,7 @@ class Combinefn(exports.Combinefn):
         out = []
         start = 0
         try:
-            for end in group_ends:
+            for end in u32s(group_ends):
                 out.append(fn.merge_accumulators(accs[start:end]))
                 start = end
         except Exception as e:

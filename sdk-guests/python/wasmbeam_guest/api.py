@@ -1,7 +1,5 @@
 """The classes a UDF author uses (no dependency on generated bindings)."""
 
-from itertools import accumulate, repeat
-
 GLOBAL_WINDOW_START = -9223372036854775
 GLOBAL_WINDOW_END = 9223371950454775
 INHERIT_TIMESTAMP = -9223372036854775808
@@ -48,7 +46,11 @@ class Window:
 class Element:
     """One input element. `value` is bytes; `timestamp` is ms."""
 
-    __slots__ = ("value", "timestamp", "index", "_batch")
+    __slots__ = ("value", "index", "_batch")
+
+    @property
+    def timestamp(self):
+        return self._batch.timestamps[self.index]
 
     def windows(self):
         b = self._batch
@@ -57,50 +59,37 @@ class Element:
 
 
 class Emitter:
-    """Collects a bundle's outputs."""
+    """Collects a bundle's outputs.
+
+    `emit` and `emit_all` are the output list's own `append` and `extend`,
+    so the common case costs no Python frame per output. Which input element
+    an output came from is recovered from `_ends` (the output count after
+    each element), and the rare non-main tags and explicit timestamps are
+    kept sparsely by output index.
+    """
 
     def __init__(self):
         self.reset()
 
     def reset(self):
-        self.data = bytearray()
-        self.offsets = [0]
-        self.tags = []
-        self.sources = []
-        self.timestamps = []
-        self.source = NO_SOURCE
-
-    def _push(self, tag, value, ts):
-        self.data += value
-        self.offsets.append(len(self.data))
-        self.tags.append(tag)
-        self.sources.append(self.source)
-        self.timestamps.append(ts)
-
-    def emit(self, value):
-        """Write value (bytes) to the main output, in the element's windows."""
-        self._push(0, value, INHERIT_TIMESTAMP)
-
-    def emit_all(self, values):
-        """Write every value of a list (bytes each) to the main output; much
-        cheaper per value than emit in a loop."""
-        n = len(values)
-        if not n:
-            return
-        ends = accumulate(map(len, values), initial=len(self.data))
-        next(ends)
-        self.offsets.extend(ends)
-        self.data += b"".join(values)
-        self.tags.extend(repeat(0, n))
-        self.sources.extend(repeat(self.source, n))
-        self.timestamps.extend(repeat(INHERIT_TIMESTAMP, n))
+        self.values = []
+        self._tags = {}
+        self._times = {}
+        # Write value (bytes) to the main output, in the element's windows.
+        self.emit = self.values.append
+        # Write every value of an iterable (bytes each) to the main output.
+        self.emit_all = self.values.extend
 
     def emit_to(self, output, value):
         """Write value to output index `output` (see Setup.output_index)."""
-        self._push(output, value, INHERIT_TIMESTAMP)
+        if output:
+            self._tags[len(self.values)] = output
+        self.values.append(value)
 
     def emit_with_timestamp(self, value, timestamp):
-        self._push(0, value, timestamp)
+        """Write value to the main output at `timestamp` (ms)."""
+        self._times[len(self.values)] = timestamp
+        self.values.append(value)
 
 
 class SideInput:

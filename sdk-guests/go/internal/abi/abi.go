@@ -34,6 +34,11 @@ var arenaUsed uintptr
 
 //go:wasmexport cabi_realloc
 func cabiRealloc(old uint32, oldSize uint32, align uint32, newSize uint32) uint32 {
+	// Packed lists (list<u8> holding u32s and s64s) are viewed in place as
+	// []uint32 and []int64, so every argument starts 8-aligned.
+	if align < 8 {
+		align = 8
+	}
 	return bump(arena[:], &arenaUsed, old, oldSize, align, newSize)
 }
 
@@ -91,6 +96,13 @@ func S64s(ptr, n uint32) []int64 {
 	}
 	return unsafe.Slice((*int64)(unsafe.Pointer(uintptr(ptr))), n)
 }
+
+// PackedU32 views a packed-u32 argument of nbytes bytes (little-endian,
+// which is wasm's byte order, so no conversion is needed).
+func PackedU32(ptr, nbytes uint32) []uint32 { return U32s(ptr, nbytes/4) }
+
+// PackedS64 views a packed-s64 argument of nbytes bytes.
+func PackedS64(ptr, nbytes uint32) []int64 { return S64s(ptr, nbytes/8) }
 
 // String copies a string the host passed.
 func String(ptr, n uint32) string {
@@ -171,4 +183,13 @@ func PutList[T any](r *Ret, off int, s []T) {
 	r.Keep(s)
 	r.Put(off, Addr(s))
 	r.Put(off+4, uint32(len(s)))
+}
+
+// PutPacked writes s as a packed list (a list<u8> of its bytes) at offset
+// off: s's memory is passed as is, since wasm is little-endian.
+func PutPacked[T uint32 | int64](r *Ret, off int, s []T) {
+	var zero T
+	r.Keep(s)
+	r.Put(off, Addr(s))
+	r.Put(off+4, uint32(len(s))*uint32(unsafe.Sizeof(zero)))
 }

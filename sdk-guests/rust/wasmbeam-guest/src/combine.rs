@@ -32,6 +32,7 @@ pub mod runtime {
 
     use super::*;
     use crate::bindings::combinefn::wasmbeam::udf::types;
+    use crate::packed;
 
     pub type WitError = types::UdfError;
     pub type WitValues = types::Values;
@@ -54,17 +55,32 @@ pub mod runtime {
         })
     }
 
-    fn get(v: &WitValues, i: usize) -> &[u8] {
-        &v.data[v.offsets[i] as usize..v.offsets[i + 1] as usize]
+    /// A `values` record with its offsets decoded.
+    struct In {
+        data: Vec<u8>,
+        offsets: Vec<u32>,
+    }
+    impl In {
+        fn new(v: WitValues) -> Self {
+            In { offsets: packed::u32s(&v.offsets), data: v.data }
+        }
+        fn len(&self) -> usize {
+            self.offsets.len().saturating_sub(1)
+        }
+        fn get(&self, i: usize) -> &[u8] {
+            &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+        }
     }
 
     struct Out(WitValues);
     impl Out {
         fn new() -> Self {
-            Out(WitValues { data: Vec::new(), offsets: vec![0] })
+            let mut offsets = Vec::new();
+            packed::push_u32(&mut offsets, 0);
+            Out(WitValues { data: Vec::new(), offsets })
         }
         fn end(&mut self) {
-            self.0.offsets.push(self.0.data.len() as u32);
+            packed::push_u32(&mut self.0.offsets, self.0.data.len() as u32);
         }
     }
 
@@ -82,14 +98,15 @@ pub mod runtime {
         })
     }
 
-    pub fn add_inputs<T: CombineFn>(accs: WitValues, inputs: WitValues, group_ends: Vec<u32>) -> Result<WitValues, WitError> {
+    pub fn add_inputs<T: CombineFn>(accs: WitValues, inputs: WitValues, group_ends: Vec<u8>) -> Result<WitValues, WitError> {
+        let (accs, inputs, group_ends) = (In::new(accs), In::new(inputs), packed::u32s(&group_ends));
         with::<T, _>(|t| {
             let mut out = Out::new();
             let mut start = 0usize;
             for (g, &end) in group_ends.iter().enumerate() {
-                let mut acc = t.decode_accumulator(get(&accs, g))?;
+                let mut acc = t.decode_accumulator(accs.get(g))?;
                 for i in start..end as usize {
-                    t.add_input(&mut acc, get(&inputs, i))?;
+                    t.add_input(&mut acc, inputs.get(i))?;
                 }
                 start = end as usize;
                 t.encode_accumulator(&acc, &mut out.0.data);
@@ -99,14 +116,15 @@ pub mod runtime {
         })
     }
 
-    pub fn merge_accumulators<T: CombineFn>(accs: WitValues, group_ends: Vec<u32>) -> Result<WitValues, WitError> {
+    pub fn merge_accumulators<T: CombineFn>(accs: WitValues, group_ends: Vec<u8>) -> Result<WitValues, WitError> {
+        let (accs, group_ends) = (In::new(accs), packed::u32s(&group_ends));
         with::<T, _>(|t| {
             let mut out = Out::new();
             let mut start = 0usize;
             for &end in &group_ends {
                 let mut acc = t.create_accumulator();
                 for i in start..end as usize {
-                    let other = t.decode_accumulator(get(&accs, i))?;
+                    let other = t.decode_accumulator(accs.get(i))?;
                     t.merge(&mut acc, other);
                 }
                 start = end as usize;
@@ -118,10 +136,11 @@ pub mod runtime {
     }
 
     pub fn extract_outputs<T: CombineFn>(accs: WitValues) -> Result<WitValues, WitError> {
+        let accs = In::new(accs);
         let r = with::<T, _>(|t| {
             let mut out = Out::new();
-            for i in 0..accs.offsets.len().saturating_sub(1) {
-                let acc = t.decode_accumulator(get(&accs, i))?;
+            for i in 0..accs.len() {
+                let acc = t.decode_accumulator(accs.get(i))?;
                 t.extract_output(acc, &mut out.0.data)?;
                 out.end();
             }

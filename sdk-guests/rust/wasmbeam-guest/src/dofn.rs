@@ -1,5 +1,6 @@
 //! The DoFn trait and the per-bundle loop behind `export_dofn!`.
 
+use crate::packed;
 use crate::Error;
 
 /// An event-time window: `[start, end)` in milliseconds.
@@ -105,36 +106,48 @@ pub trait DoFn: Sized + 'static {
     fn teardown(&mut self) {}
 }
 
-/// Output buffers of one bundle.
+/// Output buffers of one bundle, already in the contract's packed form.
+/// `tags` and `timestamps` stay `None` (sent empty: "all main output",
+/// "all inherit") until an output needs them.
 #[derive(Default)]
 pub(crate) struct OutBuf {
     data: Vec<u8>,
-    offsets: Vec<u32>,
-    tags: Vec<u32>,
-    sources: Vec<u32>,
-    timestamps: Vec<i64>,
+    offsets: Vec<u8>,
+    sources: Vec<u8>,
+    tags: Option<Vec<u8>>,
+    timestamps: Option<Vec<u8>>,
+    n: usize,
 }
 
 impl OutBuf {
     fn with_capacity(elements: usize, bytes: usize) -> Self {
-        let mut offsets = Vec::with_capacity(elements + 1);
-        offsets.push(0);
+        let mut offsets = Vec::with_capacity(4 * (elements + 1));
+        packed::push_u32(&mut offsets, 0);
         OutBuf {
             data: Vec::with_capacity(bytes),
             offsets,
-            tags: Vec::with_capacity(elements),
-            sources: Vec::with_capacity(elements),
-            timestamps: Vec::with_capacity(elements),
+            sources: Vec::with_capacity(4 * elements),
+            tags: None,
+            timestamps: None,
+            n: 0,
         }
     }
 
     #[inline]
     fn push(&mut self, value: &[u8], tag: u32, source: u32, ts: i64) {
         self.data.extend_from_slice(value);
-        self.offsets.push(self.data.len() as u32);
-        self.tags.push(tag);
-        self.sources.push(source);
-        self.timestamps.push(ts);
+        packed::push_u32(&mut self.offsets, self.data.len() as u32);
+        packed::push_u32(&mut self.sources, source);
+        if tag != 0 || self.tags.is_some() {
+            let n = self.n;
+            packed::push_u32(self.tags.get_or_insert_with(|| vec![0; 4 * n]), tag);
+        }
+        if ts != INHERIT || self.timestamps.is_some() {
+            let n = self.n;
+            let t = self.timestamps.get_or_insert_with(|| INHERIT.to_le_bytes().repeat(n));
+            packed::push_s64(t, ts);
+        }
+        self.n += 1;
     }
 }
 
@@ -218,8 +231,8 @@ pub mod runtime {
     }
 
     pub fn load_side_input<T: DoFn>(tag: String, kind: WitSideInputKind, batch: WitInputBatch) -> Result<(), WitError> {
-        let v = &batch.values;
-        let values = v.offsets.windows(2).map(|w| v.data[w[0] as usize..w[1] as usize].to_vec()).collect();
+        let (data, offsets) = (&batch.values.data, packed::u32s(&batch.values.offsets));
+        let values = offsets.windows(2).map(|w| data[w[0] as usize..w[1] as usize].to_vec()).collect();
         let multimap = matches!(kind, WitSideInputKind::Multimap);
         with::<T, _>(|t| t.side_input(SideInput { tag, multimap, values }).map_err(|e| err(e, None)))
     }
@@ -227,18 +240,20 @@ pub mod runtime {
     pub fn process_bundle<T: DoFn>(batch: WitInputBatch) -> Result<WitOutputBatch, WitError> {
         with::<T, _>(|t| {
             t.start_bundle().map_err(|e| err(e, None))?;
-            let n = batch.timestamps.len();
+            let times = packed::s64s(&batch.timestamps);
+            let n = times.len();
             let mut buf = OutBuf::with_capacity(n, batch.values.data.len());
-            let (data, offs) = (&batch.values.data, &batch.values.offsets);
-            let wo = &batch.window_offsets;
+            let (data, offs) = (&batch.values.data, packed::u32s(&batch.values.offsets));
+            let wo = packed::u32s(&batch.window_offsets);
+            let (starts, ends) = (packed::s64s(&batch.window_starts), packed::s64s(&batch.window_ends));
             for i in 0..n {
                 let (ws, we) = (wo[i] as usize, wo[i + 1] as usize);
                 let element = Element {
                     value: &data[offs[i] as usize..offs[i + 1] as usize],
-                    timestamp: batch.timestamps[i],
+                    timestamp: times[i],
                     pane: batch.panes[i],
-                    starts: &batch.window_starts[ws..we],
-                    ends: &batch.window_ends[ws..we],
+                    starts: &starts[ws..we],
+                    ends: &ends[ws..we],
                 };
                 let mut out = Emitter { buf: &mut buf, source: i as u32 };
                 t.process(&element, &mut out).map_err(|e| err(e, Some(i as u32)))?;
@@ -268,9 +283,9 @@ pub mod runtime {
     fn into_wit(b: OutBuf) -> WitOutputBatch {
         WitOutputBatch {
             values: types::Values { data: b.data, offsets: b.offsets },
-            tags: b.tags,
+            tags: b.tags.unwrap_or_default(),
             sources: b.sources,
-            timestamps: b.timestamps,
+            timestamps: b.timestamps.unwrap_or_default(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Write a struct, implement [`DoFn`] (or [`CombineFn`]), and export it with
 //! one macro. The SDK implements wasmbeam's UDF contract
-//! (`wasmbeam:udf@0.1.0`, see `wit/udf.wit`): it receives whole bundles as
+//! (`wasmbeam:udf@0.2.0`, see `wit/udf.wit`): it receives whole bundles as
 //! flat buffers, walks the elements, calls your code per element, and packs
 //! what you emit back into one flat output batch.
 //!
@@ -42,6 +42,7 @@ mod combine;
 #[cfg(feature = "dofn")]
 mod dofn;
 pub mod metrics;
+mod packed;
 
 #[cfg(feature = "combinefn")]
 pub use combine::CombineFn;
@@ -208,13 +209,13 @@ macro_rules! export_combinefn {
             fn add_inputs(
                 accumulators: $crate::combine_runtime::WitValues,
                 inputs: $crate::combine_runtime::WitValues,
-                group_ends: ::std::vec::Vec<u32>,
+                group_ends: ::std::vec::Vec<u8>,
             ) -> ::std::result::Result<$crate::combine_runtime::WitValues, $crate::combine_runtime::WitError> {
                 $crate::combine_runtime::add_inputs::<$t>(accumulators, inputs, group_ends)
             }
             fn merge_accumulators(
                 accumulators: $crate::combine_runtime::WitValues,
-                group_ends: ::std::vec::Vec<u32>,
+                group_ends: ::std::vec::Vec<u8>,
             ) -> ::std::result::Result<$crate::combine_runtime::WitValues, $crate::combine_runtime::WitError> {
                 $crate::combine_runtime::merge_accumulators::<$t>(accumulators, group_ends)
             }

@@ -1,7 +1,7 @@
 //! A test DoFn whose behaviour is chosen by its config string:
 //! identity, parity (multiple outputs), upper (typed coders), fail-on-bad,
-//! trap-on-boom, loop, membomb, probe (sandbox), metrics, side (side inputs),
-//! finish (emits in finish_bundle).
+//! trap-on-boom, loop, membomb, leak (1 MiB lost per bundle), probe
+//! (sandbox), metrics, side (side inputs), finish (emits in finish_bundle).
 use wasmbeam_guest::coders::{Coder, Kv, Utf8, VarInt};
 use wasmbeam_guest::{metrics, DoFn, Element, Emitter, Error, FinishEmitter, Setup, SideInput};
 
@@ -73,6 +73,10 @@ impl DoFn for Modes {
                 loop {
                     x = std::hint::black_box(x.wrapping_mul(3).wrapping_add(1));
                 }
+            }
+            "leak" => {
+                std::hint::black_box(Box::leak(vec![1u8; 1 << 20].into_boxed_slice()));
+                out.emit(e.value);
             }
             "membomb" => {
                 let mut hog: Vec<Vec<u8>> = Vec::new();

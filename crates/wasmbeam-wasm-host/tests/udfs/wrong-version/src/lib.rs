@@ -1,6 +1,6 @@
-//! A DoFn built against a future contract version (wasmbeam:udf@0.2.0,
+//! A DoFn built against a future contract version (wasmbeam:udf@9.0.0,
 //! wit/ beside this file): the host must refuse it with a clear message.
-wit_bindgen::generate!({ path: "wit", world: "wasmbeam:udf/dofn-udf@0.2.0" });
+wit_bindgen::generate!({ path: "wit", world: "wasmbeam:udf/dofn-udf@9.0.0" });
 
 use exports::wasmbeam::udf::dofn::Guest;
 use wasmbeam::udf::types::{InputBatch, OutputBatch, SideInputKind, UdfError, Values};
