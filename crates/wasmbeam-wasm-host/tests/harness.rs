@@ -34,6 +34,17 @@ fn batch(values: &[&[u8]]) -> InputBatch {
     b.build()
 }
 
+/// An identity DoFn gives back every element, each from its own source,
+/// to the main output, keeping its timestamp; finish-bundle emits nothing.
+fn assert_identity(pool: &DoFnPool) {
+    let (out, fin) = pool.run_bundle(&batch(&[b"a", b"", b"ccc"])).unwrap();
+    assert_eq!(strings(&out.values), ["a", "", "ccc"]);
+    assert_eq!(out.sources, [0, 1, 2]);
+    assert_eq!(out.tags, [0, 0, 0]);
+    assert_eq!(out.timestamps, [INHERIT_TIMESTAMP; 3]);
+    assert!(fin.values.is_empty());
+}
+
 fn strings(v: &Values) -> Vec<String> {
     v.iter()
         .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -45,12 +56,7 @@ fn identity_dofn_returns_every_element_with_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let h = host(dir.path());
     let pool = DoFnPool::new(modes(&h), spec("identity")).unwrap();
-    let (out, fin) = pool.run_bundle(&batch(&[b"a", b"", b"ccc"])).unwrap();
-    assert_eq!(strings(&out.values), ["a", "", "ccc"]);
-    assert_eq!(out.sources, [0, 1, 2]);
-    assert_eq!(out.tags, [0, 0, 0]);
-    assert_eq!(out.timestamps, [INHERIT_TIMESTAMP; 3]);
-    assert!(fin.values.is_empty());
+    assert_identity(&pool);
     // The same instance serves the next bundle.
     let (out, _) = pool.run_bundle(&batch(&[b"x"])).unwrap();
     assert_eq!(strings(&out.values), ["x"]);
@@ -208,12 +214,7 @@ fn python_guest_packs_outputs_and_names_the_element_of_a_non_bytes_output() {
     let py = h.load_file(&common::build_udf("identity-py")).unwrap();
     // Packed offsets, sources and the omitted tags and timestamps round-trip.
     let pool = DoFnPool::new(py.clone(), spec("")).unwrap();
-    let (out, fin) = pool.run_bundle(&batch(&[b"a", b"", b"ccc"])).unwrap();
-    assert_eq!(strings(&out.values), ["a", "", "ccc"]);
-    assert_eq!(out.sources, [0, 1, 2]);
-    assert_eq!(out.tags, [0, 0, 0]);
-    assert_eq!(out.timestamps, [INHERIT_TIMESTAMP; 3]);
-    assert!(fin.values.is_empty());
+    assert_identity(&pool);
     // A str where bytes belong fails the bundle and names its element.
     let pool = DoFnPool::new(py, spec("emit-str")).unwrap();
     let err = pool
