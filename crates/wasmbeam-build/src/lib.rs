@@ -106,10 +106,13 @@ pub fn build_in(dir: &Path, target: &Path) -> Result<PathBuf, String> {
     let dir = dir
         .canonicalize()
         .map_err(|e| format!("cannot use guest directory {}: {e}", dir.display()))?;
+    // Compilers run inside `dir`, so a relative target would resolve there.
+    let target = std::path::absolute(target)
+        .map_err(|e| format!("cannot use target directory {}: {e}", target.display()))?;
     match detect(&dir)? {
-        Language::Rust => rust::build(&dir, target),
-        Language::Go => go::build(&dir, target),
-        Language::Python => python::build(&dir, target),
+        Language::Rust => rust::build(&dir, &target),
+        Language::Go => go::build(&dir, &target),
+        Language::Python => python::build(&dir, &target),
     }
 }
 

@@ -238,6 +238,12 @@ fn build(dir: &std::path::Path, output: Option<PathBuf>) -> Result<(), Failure> 
     let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
     let dest = match output {
         Some(out) => {
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| Failure {
+                    code: 1,
+                    error: anyhow::anyhow!("cannot create {}: {e}", parent.display()),
+                })?;
+            }
             std::fs::copy(&wasm, &out).map_err(|e| Failure {
                 code: 1,
                 error: anyhow::anyhow!("cannot write {}: {e}", out.display()),

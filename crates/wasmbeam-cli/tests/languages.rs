@@ -162,6 +162,43 @@ fn ml_is_byte_identical_in_rust_go_and_python() {
 }
 
 #[test]
+fn a_go_guest_named_by_relative_paths_builds_where_it_says() {
+    // `go build` runs inside the guest's directory, so every path handed to
+    // it must be absolute; a relative one used to land inside the guest.
+    let tmp = tempfile::tempdir().unwrap();
+    let udf = tmp.path().join("udf");
+    std::fs::create_dir_all(&udf).unwrap();
+    std::fs::write(
+        udf.join("go.mod"),
+        format!(
+            "module relative\n\ngo 1.24\n\nrequire wasmbeam.dev/guest v0.0.0\n\nreplace wasmbeam.dev/guest => {}\n",
+            repo().join("sdk-guests/go").display()
+        ),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("examples/wordcount/udf-go/main.go"),
+        udf.join("main.go"),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
+        .args(["build", "udf", "-o", "out/udf.wasm"])
+        .current_dir(tmp.path())
+        .env("WASMBEAM_GUEST_TARGET_DIR", "guest-target")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("wasmbeam:udf/dofn@"), "{}", text(&o));
+    assert!(tmp.path().join("out/udf.wasm").is_file());
+    assert!(tmp.path().join("guest-target/wasmbeam/go").is_dir());
+    assert!(
+        !udf.join("guest-target").exists(),
+        "the build wrote inside the guest"
+    );
+}
+
+#[test]
 fn a_broken_guest_shows_its_compilers_error() {
     let tmp = tempfile::tempdir().unwrap();
     // Go: a type error.
