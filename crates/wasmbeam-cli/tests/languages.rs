@@ -102,6 +102,23 @@ fn wordcount_is_byte_identical_in_rust_go_and_python() {
         sorted_lines(&files[0].1),
         sorted_lines(&std::fs::read(repo().join("examples/wordcount/expected.txt")).unwrap())
     );
+
+    // Every ASCII byte as a separator, underscores, tabs and CRs, words of
+    // 127 and 200 bytes (one- and two-byte length prefixes), and non-ASCII
+    // words: each SDK splits ASCII and non-ASCII lines by different code.
+    let tmp = tempfile::tempdir().unwrap();
+    let tricky = tmp.path().join("tricky.txt");
+    let mut text: Vec<u8> = (1u8..128).filter(|&b| b != b'\n').collect();
+    text.extend_from_slice(b"\nsnake_case don't\tTAB\r\n\n");
+    text.extend(std::iter::repeat_n(b'a', 127));
+    text.push(b' ');
+    text.extend(std::iter::repeat_n(b'b', 200));
+    text.extend_from_slice("\ncafé naïve_ßtraße ΚΑΛΗ ημέρα 日本語 l'été 😀x don't\n".as_bytes());
+    std::fs::write(&tricky, text).unwrap();
+    run_all(
+        "wordcount",
+        &[&format!("input={}", tricky.display()), "output=OUT/counts"],
+    );
 }
 
 #[test]
