@@ -13,10 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"wasmbeam.dev/examples/rustnum"
 	"wasmbeam.dev/guest/coders"
 	"wasmbeam.dev/guest/dofn"
 )
@@ -54,70 +54,6 @@ func splitKey(b []byte) ([]byte, error) {
 	return v, err
 }
 
-// parseFloat accepts exactly what Rust's f64::from_str does: a sign, then
-// inf, infinity or nan in any case, or decimal digits with an optional
-// point and exponent (Go's parser alone would also take 0x1p3 and 1_000).
-func parseFloat(s string) (float64, bool) {
-	t := skipSign(s)
-	switch strings.ToLower(t) {
-	case "inf", "infinity":
-		if s[0] == '-' {
-			return math.Inf(-1), true
-		}
-		return math.Inf(1), true
-	case "nan":
-		return math.NaN(), true
-	}
-	digits := func() int {
-		n := 0
-		for n < len(t) && t[n] >= '0' && t[n] <= '9' {
-			n++
-		}
-		t = t[n:]
-		return n
-	}
-	n := digits()
-	if t != "" && t[0] == '.' {
-		t = t[1:]
-		n += digits()
-	}
-	if n == 0 {
-		return 0, false
-	}
-	if t != "" && (t[0] == 'e' || t[0] == 'E') {
-		t = skipSign(t[1:])
-		if digits() == 0 {
-			return 0, false
-		}
-	}
-	if t != "" {
-		return 0, false
-	}
-	// Rust has no range error: the value is ±inf or 0, as Go returns it.
-	f, err := strconv.ParseFloat(s, 64)
-	return f, err == nil || errors.Is(err, strconv.ErrRange)
-}
-
-func skipSign(s string) string {
-	if s != "" && (s[0] == '+' || s[0] == '-') {
-		return s[1:]
-	}
-	return s
-}
-
-// format prints f as Rust's {} (prec < 0) or {:.prec} would.
-func format(f float64, prec int) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	}
-	return strconv.FormatFloat(f, 'f', prec, 64)
-}
-
 func (m *ml) LoadSideInput(in dofn.SideInput) error {
 	if in.Tag != "model" || len(in.Values) != 1 {
 		return fmt.Errorf("expected one model in side input \"model\", got %d in %q", len(in.Values), in.Tag)
@@ -147,7 +83,7 @@ func (m *ml) ProcessElement(e *dofn.Element, out *dofn.Emitter) error {
 		m.buf = coders.AppendNested(m.buf[:0], []byte("rows"))
 		fields := strings.Split(line, ",")
 		for _, f := range fields {
-			v, ok := parseFloat(strings.TrimSpace(f))
+			v, ok := rustnum.ParseFloat(strings.TrimSpace(f))
 			if !ok {
 				return fmt.Errorf("bad row %q: invalid float literal", line)
 			}
@@ -174,7 +110,7 @@ func (m *ml) ProcessElement(e *dofn.Element, out *dofn.Emitter) error {
 		d := pred - r[2]
 		m.buf = coders.AppendDouble(coders.AppendNested(m.buf[:0], []byte("rmse")), d*d)
 		out.Emit(m.buf)
-		m.buf = fmt.Appendf(m.buf[:0], "%s,%s,%s,%s", format(r[0], -1), format(r[1], -1), format(r[2], -1), format(pred, 4))
+		m.buf = fmt.Appendf(m.buf[:0], "%s,%s,%s,%s", rustnum.Format(r[0], -1), rustnum.Format(r[1], -1), rustnum.Format(r[2], -1), rustnum.Format(pred, 4))
 		out.EmitTo(m.predictions, m.buf)
 	case rmse:
 		rest, err := splitKey(e.Value)
@@ -185,7 +121,7 @@ func (m *ml) ProcessElement(e *dofn.Element, out *dofn.Emitter) error {
 			return fmt.Errorf("expected an 8-byte double, got %d bytes", len(rest))
 		}
 		mse, _ := coders.Double(rest)
-		out.Emit([]byte("rmse: " + format(math.Sqrt(mse), 4)))
+		out.Emit([]byte("rmse: " + rustnum.Format(math.Sqrt(mse), 4)))
 	}
 	return nil
 }

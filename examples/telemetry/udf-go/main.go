@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"wasmbeam.dev/examples/rustnum"
 	"wasmbeam.dev/guest/coders"
 	"wasmbeam.dev/guest/dofn"
 )
@@ -104,70 +105,6 @@ func formatTime(ms int64) string {
 	days, rem := floorDiv(secs, 86400), floorMod(secs, 86400)
 	y, m, d := civilFromDays(days)
 	return fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, rem/3600, rem/60%60, rem%60)
-}
-
-// parseFloat accepts what Rust's f64::from_str accepts: an optional sign,
-// then inf, infinity or nan (any case), or decimal digits with an optional
-// point and exponent. Go alone would also take hex floats and underscores.
-func parseFloat(s string) (float64, bool) {
-	t := skipSign(s)
-	switch strings.ToLower(t) {
-	case "inf", "infinity":
-		if s[0] == '-' {
-			return math.Inf(-1), true
-		}
-		return math.Inf(1), true
-	case "nan":
-		return math.NaN(), true
-	}
-	digits := func() int {
-		n := 0
-		for n < len(t) && t[n] >= '0' && t[n] <= '9' {
-			n++
-		}
-		t = t[n:]
-		return n
-	}
-	n := digits()
-	if t != "" && t[0] == '.' {
-		t = t[1:]
-		n += digits()
-	}
-	if n == 0 {
-		return 0, false
-	}
-	if t != "" && (t[0] == 'e' || t[0] == 'E') {
-		t = skipSign(t[1:])
-		if digits() == 0 {
-			return 0, false
-		}
-	}
-	if t != "" {
-		return 0, false
-	}
-	// Out of range is no error in Rust: the value is ±inf or 0.
-	f, err := strconv.ParseFloat(s, 64)
-	return f, err == nil || errors.Is(err, strconv.ErrRange)
-}
-
-func skipSign(s string) string {
-	if s != "" && (s[0] == '+' || s[0] == '-') {
-		return s[1:]
-	}
-	return s
-}
-
-// formatFixed prints f with prec decimals, as Rust's {:.prec} does.
-func formatFixed(f float64, prec int) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	}
-	return strconv.FormatFloat(f, 'f', prec, 64)
 }
 
 // quote renders s the way Rust's {:?} renders a str.
@@ -266,7 +203,7 @@ func parseLine(line string) (meter string, t int64, kwh float64, why string) {
 	if !ok {
 		return "", 0, 0, "bad timestamp " + quote(f[1])
 	}
-	kwh, ok = parseFloat(f[2])
+	kwh, ok = rustnum.ParseFloat(f[2])
 	if !ok || math.IsNaN(kwh) || math.IsInf(kwh, 0) || kwh < 0 {
 		return "", 0, 0, "bad kWh value " + quote(f[2])
 	}
@@ -290,7 +227,7 @@ func (tm *telemetry) ProcessElement(e *dofn.Element, out *dofn.Emitter) error {
 		if w := e.Windows(); len(w) > 0 {
 			start = w[0].Start
 		}
-		tm.buf = fmt.Appendf(tm.buf[:0], "%s,%s,%s,%s", meter, formatTime(start), tm.label, formatFixed(v, 3))
+		tm.buf = fmt.Appendf(tm.buf[:0], "%s,%s,%s,%s", meter, formatTime(start), tm.label, rustnum.Format(v, 3))
 		out.Emit(tm.buf)
 		return nil
 	}

@@ -1,0 +1,3 @@
+module wasmbeam.dev/examples/rustnum
+
+go 1.24
