@@ -3,27 +3,15 @@
 //! componentize-py), and the three languages' outputs must be byte for byte
 //! the same, and right. Also: a broken guest shows its compiler's error.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::repo;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use std::path::Path;
+use std::process::Output;
 
+/// `wasmbeam ARGS` from the repository root.
 fn wasmbeam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
-        .args(args)
-        .current_dir(repo())
-        .env(
-            "WASMBEAM_GUEST_TARGET_DIR",
-            repo().join("target/wasm-guests"),
-        )
-        .env("WASMBEAM_CACHE_DIR", repo().join("target/wasm-cache"))
-        .output()
-        .expect("run wasmbeam")
+    common::wasmbeam(args, &repo())
 }
 
 fn text(o: &Output) -> String {
@@ -198,9 +186,8 @@ fn a_go_guest_named_by_relative_paths_builds_where_it_says() {
         udf.join("main.go"),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
+    let o = common::wasmbeam_cmd(tmp.path())
         .args(["build", "udf", "-o", "out/udf.wasm"])
-        .current_dir(tmp.path())
         .env("WASMBEAM_GUEST_TARGET_DIR", "guest-target")
         .env("RUST_LOG", "warn")
         .output()

@@ -1,28 +1,11 @@
 //! `wasmbeam run` end to end: YAML pipelines with real WASM components built
 //! from source, real files, and the Beam Python fixtures.
 
+mod common;
+use common::{repo, wasmbeam};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn wasmbeam(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
-        .args(args)
-        .current_dir(cwd)
-        .env(
-            "WASMBEAM_GUEST_TARGET_DIR",
-            repo().join("target/wasm-guests"),
-        )
-        .env("WASMBEAM_CACHE_DIR", repo().join("target/wasm-cache"))
-        .output()
-        .expect("run wasmbeam")
-}
+use std::process::Output;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -4,16 +4,12 @@
 //! SIGTERM / SIGKILL followed by a restart.
 
 use std::io::{BufRead, BufReader};
+mod common;
+use common::repo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn python() -> PathBuf {
     let py = repo().join(".venv/bin/python");
