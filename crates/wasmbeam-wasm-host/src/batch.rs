@@ -283,7 +283,7 @@ impl WireScratch {
     }
 
     /// `vs` as wire records, in order (reusing buffers).
-    pub(crate) fn values<const K: usize>(&mut self, vs: [&Values; K]) -> &[wit::Values] {
+    pub(crate) fn values<const K: usize>(&mut self, vs: [&Values; K]) -> &[wit::Values; K] {
         while self.values.len() < K {
             self.values.push(wit::Values {
                 data: Vec::new(),
@@ -293,7 +293,9 @@ impl WireScratch {
         for (w, v) in self.values.iter_mut().zip(vs) {
             fill_values(w, v);
         }
-        &self.values[..K]
+        self.values[..K]
+            .try_into()
+            .expect("the scratch holds at least K records")
     }
 }
 

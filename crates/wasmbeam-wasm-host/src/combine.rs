@@ -98,9 +98,7 @@ impl CombineFnInstance {
         group_ends: &[u32],
     ) -> Result<Values, UdfError> {
         let iface = self.bindings.wasmbeam_udf_combinefn();
-        let [accs, ins] = self.scratch.values([accumulators, inputs]) else {
-            unreachable!("two values records were asked for")
-        };
+        let [accs, ins] = self.scratch.values([accumulators, inputs]);
         pack_u32(&mut self.ends, group_ends);
         let ends = &self.ends;
         let r = self
@@ -117,9 +115,7 @@ impl CombineFnInstance {
         group_ends: &[u32],
     ) -> Result<Values, UdfError> {
         let iface = self.bindings.wasmbeam_udf_combinefn();
-        let [accs] = self.scratch.values([accumulators]) else {
-            unreachable!("one values record was asked for")
-        };
+        let [accs] = self.scratch.values([accumulators]);
         pack_u32(&mut self.ends, group_ends);
         let ends = &self.ends;
         let r = self
@@ -132,9 +128,7 @@ impl CombineFnInstance {
     /// The output of each accumulator.
     pub fn extract_outputs(&mut self, accumulators: &Values) -> Result<Values, UdfError> {
         let iface = self.bindings.wasmbeam_udf_combinefn();
-        let [accs] = self.scratch.values([accumulators]) else {
-            unreachable!("one values record was asked for")
-        };
+        let [accs] = self.scratch.values([accumulators]);
         let r = self.sandbox.call(|s| iface.call_extract_outputs(s, accs))?;
         self.sandbox.end_bundle();
         let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
