@@ -22,6 +22,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod logs;
 mod run;
 mod serve;
 
@@ -78,9 +79,19 @@ enum Command {
         /// Shuffle memory budget in MiB before spilling to disk (default 128).
         #[arg(long)]
         memory_budget_mb: Option<usize>,
-        /// Per-bundle deadline for UDF calls, in seconds (default 60).
+        /// Per-bundle deadline for UDF calls, in seconds (default 60). It is
+        /// wall time: time a UDF spends sleeping or blocked counts too.
         #[arg(long)]
         bundle_deadline_secs: Option<u64>,
+        /// The job's UDF memory budget in MiB: the linear memory of all its
+        /// WASM instances together plus the bundle outputs the host holds
+        /// (default 2048). Each instance is also capped at 256 MiB.
+        #[arg(long)]
+        memory_mb: Option<usize>,
+        /// The most one UDF call may return, in MiB: output values plus 48
+        /// bytes per output element (default 128).
+        #[arg(long)]
+        max_output_mb: Option<usize>,
     },
     /// Build a guest UDF source directory into a component.
     Build {
@@ -139,7 +150,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("WASMBEAM_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| logs::Writer)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -151,12 +162,16 @@ fn main() -> ExitCode {
             sets,
             memory_budget_mb,
             bundle_deadline_secs,
+            memory_mb,
+            max_output_mb,
         } => run::run(run::RunArgs {
             pipeline,
             workers,
             sets,
             memory_budget_mb,
             bundle_deadline_secs,
+            memory_mb,
+            max_output_mb,
         }),
         Command::Build { dir, output } => build(&dir, output),
         Command::Serve {
@@ -172,7 +187,10 @@ fn main() -> ExitCode {
         }),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            logs::release();
+            ExitCode::SUCCESS
+        }
         Err(f) => {
             let mut chain = f.error.chain();
             if let Some(first) = chain.next() {
@@ -181,6 +199,7 @@ fn main() -> ExitCode {
             for cause in chain {
                 eprintln!("  caused by: {cause}");
             }
+            logs::release();
             ExitCode::from(f.code)
         }
     }

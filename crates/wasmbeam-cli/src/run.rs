@@ -18,6 +18,8 @@ pub struct RunArgs {
     pub sets: Vec<String>,
     pub memory_budget_mb: Option<usize>,
     pub bundle_deadline_secs: Option<u64>,
+    pub memory_mb: Option<usize>,
+    pub max_output_mb: Option<usize>,
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
@@ -64,6 +66,15 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     if let Some(s) = args.bundle_deadline_secs {
         opts.limits.bundle_deadline = Duration::from_secs(s.max(1));
     }
+    if let Some(mb) = args.memory_mb {
+        opts.udf_memory_budget = mb.max(1) << 20;
+    }
+    if let Some(mb) = args.max_output_mb {
+        opts.limits.max_output_bytes = mb.max(1) << 20;
+    }
+    // Warnings wait until the outcome is printed: a failure's first line
+    // on stderr is its cause.
+    crate::logs::hold();
     let cancel = opts.cancel.clone();
     install_ctrl_c(cancel.clone());
     let started = Instant::now();

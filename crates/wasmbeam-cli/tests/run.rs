@@ -292,3 +292,222 @@ fn gzip_and_glob_inputs_are_read() {
     got.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(got, expected);
 }
+
+/// `Read in.txt -> [before] -> ParDo(mode) -> [after] -> Write out/result`.
+fn one_udf_pipeline(dir: &Path, mode: &str, before: &str, after: &str) -> PathBuf {
+    let window = |w: &str, name: &str, input: &str| {
+        if w.is_empty() {
+            String::new()
+        } else {
+            format!("    - type: WindowInto\n      name: {name}\n      input: {input}\n      config: {{windowing: {w}}}\n")
+        }
+    };
+    let mut y = String::from("pipeline:\n  transforms:\n    - type: ReadFromText\n      name: Read\n      config: {path: in.txt}\n");
+    y.push_str(&window(before, "WindowFirst", "Read"));
+    let udf_in = if before.is_empty() {
+        "Read"
+    } else {
+        "WindowFirst"
+    };
+    y.push_str(&format!("    - type: ParDo\n      name: Udf\n      input: {udf_in}\n      config: {{udf: UDF, config: {mode}, output_coder: string_utf8}}\n"));
+    y.push_str(&window(after, "WindowAfter", "Udf"));
+    let last = if after.is_empty() {
+        "Udf"
+    } else {
+        "WindowAfter"
+    };
+    if !after.is_empty() {
+        y.push_str("    - type: ParDo\n      name: ShowWindows\n      input: WindowAfter\n      config: {udf: UDF, config: windows, output_coder: string_utf8}\n");
+    }
+    let last = if after.is_empty() {
+        last
+    } else {
+        "ShowWindows"
+    };
+    y.push_str(&format!("    - type: WriteToText\n      name: Write\n      input: {last}\n      config: {{path: out/result, num_shards: 1}}\n"));
+    modes_yaml(dir, &y)
+}
+
+fn first_stderr_line(o: &Output) -> String {
+    stderr(o).lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn out_of_range_timestamps_fail_in_every_window_kind_and_extreme_valid_ones_are_windowed() {
+    let kinds = [
+        ("{type: global}", 1),
+        ("{type: fixed, size: 1m}", 1),
+        ("{type: sliding, size: 1m, period: 10s}", 6),
+        ("{type: sessions, gap: 1m}", 1),
+    ];
+    for (kind, windows) in kinds {
+        // i64::MIN + 60_001 ms, outside Beam's range: the UDF's output is
+        // refused, naming the transform and the element, whatever windows
+        // its input is in.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("in.txt"), "0\n-9223372036854715807\n").unwrap();
+        let y = one_udf_pipeline(tmp.path(), "stamp", kind, "");
+        let o = wasmbeam(&["run", y.to_str().unwrap()], tmp.path());
+        assert_eq!(o.status.code(), Some(1), "{kind}: {}", stderr(&o));
+        let first = first_stderr_line(&o);
+        assert!(
+            first.contains("transform \"Udf\" failed"),
+            "{kind}: {first}"
+        );
+        assert!(
+            first.contains("output 1 (from input element 1 of the bundle) has timestamp -9223372036854715807 ms, outside Beam's range"),
+            "{kind}: {first}"
+        );
+        assert!(
+            !tmp.path().join("out").exists()
+                || std::fs::read_dir(tmp.path().join("out"))
+                    .unwrap()
+                    .next()
+                    .is_none()
+        );
+
+        // Beam's minimum itself is valid: windowing it after the UDF ends
+        // (it once looped without end for sliding windows) and gives the
+        // windows that hold it.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("in.txt"), "-9223372036854775\n").unwrap();
+        let y = one_udf_pipeline(tmp.path(), "stamp", "", kind);
+        let o = wasmbeam(&["run", y.to_str().unwrap()], tmp.path());
+        assert_eq!(o.status.code(), Some(0), "{kind}: {}", stderr(&o));
+        let out = files_with_prefix(&tmp.path().join("out"), "result");
+        let lines = sorted_lines(&out);
+        assert_eq!(lines.len(), windows, "{kind}: {lines:?}");
+        for l in &lines {
+            let (start, end) = l
+                .split_once("@[")
+                .and_then(|(_, w)| {
+                    w.trim_end_matches('G')
+                        .trim_end_matches(')')
+                        .split_once(',')
+                })
+                .unwrap_or_else(|| panic!("{l}"));
+            let (start, end): (i64, i64) = (start.parse().unwrap(), end.parse().unwrap());
+            assert!(
+                start <= -9223372036854775 && -9223372036854775 < end,
+                "{kind}: {l}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_udf_flooding_stdout_fails_with_its_cause_on_the_first_stderr_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "a\n").unwrap();
+    let y = one_udf_pipeline(tmp.path(), "shout", "", "");
+    let o = wasmbeam(&["run", y.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let first = first_stderr_line(&o);
+    assert!(
+        first.starts_with("error: transform \"Udf\" failed"),
+        "{first}"
+    );
+    assert!(first.contains("shout: the real cause"), "{first}");
+    // The warning about dropped stdout still comes, after the cause.
+    let err = stderr(&o);
+    assert!(
+        err.contains("dropped") && err.contains("per-bundle cap"),
+        "{err}"
+    );
+    assert!(
+        err.len() < 200_000,
+        "the flood reached stderr: {} bytes",
+        err.len()
+    );
+}
+
+#[test]
+fn memory_mb_bounds_the_job_and_names_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "a\nb\nc\nd\n").unwrap();
+    let y = one_udf_pipeline(tmp.path(), "membomb", "", "");
+    let o = wasmbeam(
+        &[
+            "run",
+            y.to_str().unwrap(),
+            "--memory-mb",
+            "48",
+            "--workers",
+            "2",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let first = first_stderr_line(&o);
+    assert!(first.contains("transform \"Udf\" failed"), "{first}");
+    assert!(first.contains("48 MiB"), "{first}");
+}
+
+#[test]
+fn sigterm_stops_a_sleeping_udf_within_seconds_and_commits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "3600000\n").unwrap();
+    let y = one_udf_pipeline(tmp.path(), "sleep", "", "");
+    // Build the guest first, so the job starts at once.
+    let o = wasmbeam(
+        &[
+            "build",
+            &repo()
+                .join("crates/wasmbeam-wasm-host/tests/udfs/modes")
+                .display()
+                .to_string(),
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = common::wasmbeam_cmd(tmp.path())
+        .args(["run", y.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The job has started once its output is staged; give the UDF a moment to fall asleep.
+    let out = tmp.path().join("out");
+    let waited = std::time::Instant::now();
+    while !(out.exists() && std::fs::read_dir(&out).unwrap().next().is_some()) {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(120),
+            "the job never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let signalled = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut status = None;
+    while signalled.elapsed() < std::time::Duration::from_secs(10) {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let took = signalled.elapsed();
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("still running 10 s after SIGTERM");
+    };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "SIGTERM took {took:?}"
+    );
+    assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "no output or staging files may remain: {left:?}"
+    );
+}

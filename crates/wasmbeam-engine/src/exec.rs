@@ -401,6 +401,7 @@ struct BundleCtx {
 /// Run the graph to completion.
 pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
     let (stages, collect, consumers) = Planner::new(g)?.plan()?;
+    crate::textio::remove_stale(&opts.temp_dir, "wasmbeam-spill-");
     let spill_dir = opts
         .temp_dir
         .join(format!("wasmbeam-spill-{}", opts.job_tag));

@@ -147,6 +147,40 @@ fn read_lines(
     Ok(())
 }
 
+/// Remove the entries of `dir` named `{prefix}{pid}-...` whose process is
+/// gone: what a run killed with SIGKILL left behind (staging directories,
+/// spill directories). A process that is still alive, or a name that does
+/// not parse, is left alone; without `/proc` nothing is removed.
+pub fn remove_stale(dir: &Path, prefix: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = e.path();
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed what a killed run (pid {pid}) left behind")
+            }
+            Err(err) => {
+                tracing::warn!(path = %path.display(), "cannot remove what a killed run (pid {pid}) left behind: {err}")
+            }
+        }
+    }
+}
+
 /// Lines written by one sink, staged as part files until the job commits.
 pub struct StagedText {
     sink: TextSink,
@@ -170,6 +204,7 @@ impl StagedText {
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        remove_stale(&parent, &format!(".{base}.wasmbeam-staging-"));
         let dir = parent.join(format!(".{base}.wasmbeam-staging-{job_tag}"));
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create staging directory {}: {e}", dir.display()))?;
@@ -284,6 +319,33 @@ mod tests {
         }
         assert_eq!(lines.len(), 600_000);
         assert_eq!(lines[123_456], "line number 123456");
+    }
+
+    #[test]
+    fn stale_staging_of_dead_processes_is_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid that cannot be alive (above the kernel's pid_max).
+        let dead = dir.path().join(".out.wasmbeam-staging-4194999-123");
+        let live = dir
+            .path()
+            .join(format!(".out.wasmbeam-staging-{}-456", std::process::id()));
+        let other = dir.path().join(".other.wasmbeam-staging-4194999-1");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("part-00000"), b"x\n").unwrap();
+        }
+        let sink = TextSink {
+            prefix: dir.path().join("out").display().to_string(),
+            suffix: String::new(),
+            shards: 1,
+        };
+        let staged = StagedText::new(sink, "new-run").unwrap();
+        assert!(!dead.exists(), "the dead run's staging directory is gone");
+        assert!(
+            live.exists() && other.exists(),
+            "live and unrelated ones stay"
+        );
+        staged.abort();
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!     token_sha256: 9f86d08...      # sha256 of the bearer token (or `token:`)
 //!     quotas:
 //!       concurrent_jobs: 4          # jobs running at once
-//!       memory_mb: 256              # linear memory per WASM instance
+//!       memory_mb: 1024             # UDF memory budget per job: all its WASM
+//!                                   # instances' linear memory plus bundle outputs
 //!       bundle_deadline_secs: 60    # wall clock per UDF call
 //!       workers: 2                  # worker threads per job
 //!       artifact_mb: 512            # bytes of staged components kept
@@ -31,7 +32,9 @@ use sha2::{Digest, Sha256};
 pub struct Quotas {
     /// Jobs of this tenant running at once.
     pub concurrent_jobs: usize,
-    /// Linear memory per WASM instance, MiB.
+    /// UDF memory budget per job, MiB: the linear memory of all its WASM
+    /// instances together, plus the bundle outputs the host holds. Each
+    /// instance is also capped at 256 MiB.
     pub memory_mb: usize,
     /// Wall-clock budget of one UDF call, seconds.
     pub bundle_deadline_secs: u64,
@@ -45,7 +48,7 @@ impl Default for Quotas {
     fn default() -> Self {
         Quotas {
             concurrent_jobs: 4,
-            memory_mb: 256,
+            memory_mb: 1024,
             bundle_deadline_secs: 60,
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())

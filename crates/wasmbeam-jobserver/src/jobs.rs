@@ -505,6 +505,7 @@ impl Jobs {
         let opts = RunOptions {
             workers: limits.workers,
             limits: limits.limits,
+            udf_memory_budget: limits.udf_memory_budget,
             grants: limits.grants,
             host: HostConfig {
                 cache_dir: Some(self.cfg.state_dir.join("wasm-cache")),

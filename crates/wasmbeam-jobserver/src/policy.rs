@@ -17,7 +17,7 @@ use crate::config::Tenant;
 /// Pipeline options wasmbeam understands (`--wasmbeam_workers=2`, ...).
 pub const OPTIONS: &[(&str, &str)] = &[
     ("wasmbeam_workers", "Worker threads for this job (at most the tenant's workers quota)."),
-    ("wasmbeam_memory_mb", "Linear memory per WASM instance, MiB (at most the tenant's memory_mb quota)."),
+    ("wasmbeam_memory_mb", "The job's UDF memory budget, MiB: all its WASM instances' linear memory plus the bundle outputs the host holds (at most the tenant's memory_mb quota)."),
     ("wasmbeam_bundle_deadline_secs", "Wall-clock budget of one UDF call, seconds (at most the tenant's bundle_deadline_secs quota)."),
     ("wasmbeam_grant_read", "Directories UDFs may read, HOST_DIR or HOST_DIR=GUEST_PATH; only those the tenant's grant_read_dirs allow."),
 ];
@@ -29,6 +29,8 @@ pub struct JobLimits {
     pub workers: usize,
     /// Per-instance limits.
     pub limits: Limits,
+    /// The job's UDF memory budget, bytes.
+    pub udf_memory_budget: usize,
     /// Directories granted to UDFs.
     pub grants: Grants,
 }
@@ -92,7 +94,7 @@ pub fn job_limits(tenant: &Tenant, options: &prost_types::Struct) -> Result<JobL
         None => q.workers,
     };
     let mut limits = Limits::default();
-    limits.memory_bytes = match option_u64(options, "wasmbeam_memory_mb")? {
+    let udf_memory_budget = match option_u64(options, "wasmbeam_memory_mb")? {
         Some(m) if m as usize > q.memory_mb => {
             return Err(over(
                 "wasmbeam_memory_mb",
@@ -141,6 +143,7 @@ pub fn job_limits(tenant: &Tenant, options: &prost_types::Struct) -> Result<JobL
     Ok(JobLimits {
         workers,
         limits,
+        udf_memory_budget,
         grants,
     })
 }
@@ -268,7 +271,7 @@ mod tests {
         let t = tenant(d.path());
         let ok = job_limits(&t, &opts(&[])).unwrap();
         assert_eq!(ok.workers, 2);
-        assert_eq!(ok.limits.memory_bytes, 64 << 20);
+        assert_eq!(ok.udf_memory_budget, 64 << 20);
         assert_eq!(ok.limits.bundle_deadline, Duration::from_secs(5));
         let ok = job_limits(
             &t,

@@ -28,7 +28,9 @@ pub use translate::{translate, TranslateOptions, Translated};
 use wasmbeam_engine::{EngineError, EngineOptions, Progress};
 use wasmbeam_plan::Finding;
 use wasmbeam_proto::pipeline::v1::Pipeline;
-use wasmbeam_wasm_host::{Grants, HostConfig, Interrupt, Limits, UdfHost, UserMetrics};
+use wasmbeam_wasm_host::{
+    Grants, HostConfig, Interrupt, Limits, MemoryBudget, UdfHost, UserMetrics,
+};
 
 /// Why a pipeline did not run.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,9 @@ pub enum RunnerError {
     Engine(#[from] EngineError),
 }
 
+/// The default job memory budget for UDFs: 2 GiB.
+pub const DEFAULT_UDF_MEMORY_BUDGET: usize = 2 << 30;
+
 /// How to run a job.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -68,6 +73,11 @@ pub struct RunOptions {
     pub base_dir: PathBuf,
     /// Limits per UDF instance.
     pub limits: Limits,
+    /// The job's UDF memory budget in bytes: the linear memory of all its
+    /// UDF instances together plus the bundle outputs the host holds
+    /// (default 2 GiB). Each instance's own cap (`limits.memory_bytes`) is
+    /// lowered to it when larger.
+    pub udf_memory_budget: usize,
     /// Grants per UDF instance.
     pub grants: Grants,
     /// The WASM host's engine settings (component cache, ...).
@@ -86,6 +96,7 @@ impl Default for RunOptions {
             memory_budget: e.memory_budget,
             base_dir: PathBuf::from("."),
             limits: Limits::default(),
+            udf_memory_budget: DEFAULT_UDF_MEMORY_BUDGET,
             grants: Grants::default(),
             host: HostConfig::default(),
             cancel: e.cancel,
@@ -112,6 +123,8 @@ pub struct RunSummary {
 /// Validate, translate and run `pipeline`.
 pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerError> {
     let host = UdfHost::new(opts.host.clone()).map_err(RunnerError::Host)?;
+    // One budget per run, shared by every instance of every transform.
+    let budget = MemoryBudget::new(opts.udf_memory_budget.max(1 << 20));
     let t = translate(
         pipeline,
         &host,
@@ -124,6 +137,8 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
                     .interrupt
                     .clone()
                     .or_else(|| Some(Interrupt(opts.cancel.clone()))),
+                memory_bytes: opts.limits.memory_bytes.min(budget.cap()),
+                job_memory: Some(budget.clone()),
                 ..opts.limits.clone()
             },
             grants: opts.grants.clone(),

@@ -64,6 +64,14 @@ fn millis(d: Option<&prost_types::Duration>) -> i64 {
     })
 }
 
+fn offset_millis(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map_or(0, |t| {
+        t.seconds
+            .saturating_mul(1000)
+            .saturating_add(i64::from(t.nanos) / 1_000_000)
+    })
+}
+
 /// The engine window function for a windowing strategy's `window_fn`.
 pub fn window_fn(spec: Option<&pb::FunctionSpec>) -> Result<WindowFn, String> {
     let Some(f) = spec else {
@@ -76,35 +84,25 @@ pub fn window_fn(spec: Option<&pb::FunctionSpec>) -> Result<WindowFn, String> {
         Ok(WindowFn::Global)
     } else if u == fixed_windows_payload::enum_::PROPERTIES {
         let p = pb::FixedWindowsPayload::decode(f.payload.as_slice()).map_err(bad)?;
-        let size = millis(p.size.as_ref());
-        if size <= 0 {
-            return Err("fixed windows need a positive size".into());
-        }
-        let offset = p
-            .offset
-            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-        Ok(WindowFn::Fixed { size, offset })
+        let wf = WindowFn::Fixed {
+            size: millis(p.size.as_ref()),
+            offset: offset_millis(p.offset.as_ref()),
+        };
+        wf.check().map(|()| wf)
     } else if u == sliding_windows_payload::enum_::PROPERTIES {
         let p = pb::SlidingWindowsPayload::decode(f.payload.as_slice()).map_err(bad)?;
-        let (size, period) = (millis(p.size.as_ref()), millis(p.period.as_ref()));
-        if size <= 0 || period <= 0 {
-            return Err("sliding windows need a positive size and period".into());
-        }
-        let offset = p
-            .offset
-            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-        Ok(WindowFn::Sliding {
-            size,
-            period,
-            offset,
-        })
+        let wf = WindowFn::Sliding {
+            size: millis(p.size.as_ref()),
+            period: millis(p.period.as_ref()),
+            offset: offset_millis(p.offset.as_ref()),
+        };
+        wf.check().map(|()| wf)
     } else if u == session_windows_payload::enum_::PROPERTIES {
         let p = pb::SessionWindowsPayload::decode(f.payload.as_slice()).map_err(bad)?;
-        let gap = millis(p.gap_size.as_ref());
-        if gap <= 0 {
-            return Err("session windows need a positive gap".into());
-        }
-        Ok(WindowFn::Sessions { gap })
+        let wf = WindowFn::Sessions {
+            gap: millis(p.gap_size.as_ref()),
+        };
+        wf.check().map(|()| wf)
     } else {
         Err(format!(
             "window fn {u} is not supported (global, fixed, sliding and sessions are)"

@@ -32,13 +32,13 @@ pub fn split_outputs(
     outputs: &mut [Batch],
 ) -> Result<(), String> {
     for i in 0..out.values.len() {
-        let tag = out.tags[i] as usize;
+        let tag = out.tag(i) as usize;
         let target = outputs
             .get_mut(tag)
             .ok_or_else(|| format!("output index {tag} out of range"))?;
         let value = out.values.get(i);
         let src = out.sources[i];
-        let ts = out.timestamps[i];
+        let ts = out.timestamp(i);
         if src == NO_SOURCE {
             target.push_global(value, ts);
             continue;
@@ -134,7 +134,7 @@ impl DoFnExec for WasmDoFn {
         pool.release(inst);
         let processed = processed.map_err(|e| e.to_string())?;
         let finished = finished
-            .unwrap_or_else(|| Ok(empty_output()))
+            .unwrap_or_else(|| Ok(OutputBatch::default()))
             .map_err(|e| e.to_string())?;
         let n = self.spec.outputs.len().max(1);
         let mut outs: Vec<Batch> = (0..n)
@@ -143,18 +143,6 @@ impl DoFnExec for WasmDoFn {
         split_outputs(&input, &processed, &mut outs)?;
         split_outputs(&input, &finished, &mut outs)?;
         Ok(outs)
-    }
-}
-
-fn empty_output() -> OutputBatch {
-    OutputBatch {
-        values: wasmbeam_wasm_host::Values {
-            data: Vec::new(),
-            offsets: vec![0],
-        },
-        tags: Vec::new(),
-        sources: Vec::new(),
-        timestamps: Vec::new(),
     }
 }
 

@@ -39,18 +39,45 @@ pub struct InputBatch {
     pub panes: Vec<u8>,
 }
 
-/// What a DoFn emitted (WIT `output-batch`), with the contract's shorthands
-/// expanded: `tags` and `timestamps` always have one entry per value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a DoFn emitted (WIT `output-batch`). As on the wire, empty `tags`
+/// mean "all main output" and empty `timestamps` "all inherit": read them
+/// with [`OutputBatch::tag`] and [`OutputBatch::timestamp`]. Batches from a
+/// guest are checked: every other field has one entry per value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutputBatch {
     /// The m encoded output values.
     pub values: Values,
-    /// m output indexes (0 is the main output).
+    /// m output indexes (0 is the main output), or none.
     pub tags: Vec<u32>,
     /// m source element indexes, or [`NO_SOURCE`].
     pub sources: Vec<u32>,
-    /// m timestamps (ms), or [`INHERIT_TIMESTAMP`].
+    /// m timestamps (ms), or [`INHERIT_TIMESTAMP`]; or none.
     pub timestamps: Vec<i64>,
+    /// What this batch holds of the job's memory budget; given back when the
+    /// batch is dropped (a clone holds nothing).
+    pub reservation: crate::config::Reservation,
+}
+
+impl OutputBatch {
+    /// Output index of value `i`.
+    pub fn tag(&self, i: usize) -> u32 {
+        self.tags.get(i).copied().unwrap_or(0)
+    }
+    /// Timestamp of value `i`, or [`INHERIT_TIMESTAMP`].
+    pub fn timestamp(&self, i: usize) -> i64 {
+        self.timestamps.get(i).copied().unwrap_or(INHERIT_TIMESTAMP)
+    }
+    /// What the host holds for this batch, as counted against
+    /// [`crate::Limits::max_output_bytes`]: the values' bytes plus
+    /// [`crate::OUTPUT_ELEMENT_COST`] per element.
+    pub fn host_cost(&self) -> usize {
+        host_cost(self.values.data.len(), self.values.len())
+    }
+}
+
+/// Host bytes counted for an output of `data` value bytes and `n` elements.
+pub(crate) fn host_cost(data: usize, n: usize) -> usize {
+    data.saturating_add(n.saturating_mul(crate::config::OUTPUT_ELEMENT_COST))
 }
 
 /// `output-batch.sources` entry for an output with no input element.
@@ -63,6 +90,8 @@ pub type SideInputKind = wit::SideInputKind;
 
 /// Beam's minimum timestamp in milliseconds (start of the global window).
 pub const MIN_TIMESTAMP_MS: i64 = -9_223_372_036_854_775;
+/// Beam's maximum timestamp in milliseconds.
+pub const MAX_TIMESTAMP_MS: i64 = 9_223_372_036_854_775;
 /// The end of Beam's global window in milliseconds.
 pub const GLOBAL_WINDOW_END_MS: i64 = 9_223_371_950_454_775 + 1;
 
@@ -313,39 +342,45 @@ pub(crate) fn values_from_wire(w: wit::Values) -> Result<Values, String> {
     })
 }
 
-/// A guest's `output-batch`, unpacked with its shorthands expanded.
+/// A guest's `output-batch`, unpacked (shorthands kept: empty `tags` and
+/// `timestamps` stay empty). Each packed list is unpacked and dropped in
+/// turn, so the host never holds two copies of the whole output.
 pub(crate) fn output_from_wire(w: wit::OutputBatch) -> Result<OutputBatch, String> {
-    let values = values_from_wire(w.values)?;
-    let n = values.len();
-    let sources = unpack_u32("sources", &w.sources)?;
-    let tags = if w.tags.is_empty() {
-        vec![0; n]
-    } else {
-        unpack_u32("tags", &w.tags)?
-    };
-    let timestamps = if w.timestamps.is_empty() {
-        vec![INHERIT_TIMESTAMP; n]
-    } else {
-        unpack_s64("timestamps", &w.timestamps)?
-    };
+    let wit::OutputBatch {
+        values,
+        tags,
+        sources,
+        timestamps,
+    } = w;
+    let values = values_from_wire(values)?;
+    let sources = unpack_u32("sources", &sources)?;
+    let tags = unpack_u32("tags", &tags)?;
+    let timestamps = unpack_s64("timestamps", &timestamps)?;
     Ok(OutputBatch {
         values,
         tags,
         sources,
         timestamps,
+        reservation: Default::default(),
     })
 }
 
-/// Check a guest's output against the contract.
-pub(crate) fn check_output(out: &OutputBatch, inputs: usize, outputs: usize) -> Result<(), String> {
+/// Check a guest's output against the contract and against the bundle it
+/// answers (`input`; `None` for calls without input elements).
+pub(crate) fn check_output(
+    out: &OutputBatch,
+    input: Option<&InputBatch>,
+    outputs: usize,
+) -> Result<(), String> {
     out.values.check()?;
+    let inputs = input.map_or(0, |b| b.timestamps.len());
     let n = out.values.len();
-    for (what, len) in [
-        ("tags", out.tags.len()),
-        ("sources", out.sources.len()),
-        ("timestamps", out.timestamps.len()),
+    for (what, len, optional) in [
+        ("tags", out.tags.len(), true),
+        ("sources", out.sources.len(), false),
+        ("timestamps", out.timestamps.len(), true),
     ] {
-        if len != n {
+        if len != n && !(optional && len == 0) {
             return Err(format!("{n} values but {len} {what}"));
         }
     }
@@ -359,7 +394,8 @@ pub(crate) fn check_output(out: &OutputBatch, inputs: usize, outputs: usize) -> 
             "output {i} names output tag index {t}, but the transform has {outputs} outputs"
         ));
     }
-    for (i, (&s, &ts)) in out.sources.iter().zip(&out.timestamps).enumerate() {
+    for (i, &s) in out.sources.iter().enumerate() {
+        let ts = out.timestamp(i);
         if s == NO_SOURCE {
             if ts == INHERIT_TIMESTAMP {
                 return Err(format!(
@@ -369,6 +405,41 @@ pub(crate) fn check_output(out: &OutputBatch, inputs: usize, outputs: usize) -> 
         } else if s as usize >= inputs {
             return Err(format!(
                 "output {i} names source element {s}, but the bundle has {inputs} elements"
+            ));
+        }
+        if ts == INHERIT_TIMESTAMP {
+            continue;
+        }
+        let from = if s == NO_SOURCE {
+            "emitted in finish-bundle".to_string()
+        } else {
+            format!("from input element {s} of the bundle")
+        };
+        if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ts) {
+            return Err(format!(
+                "output {i} ({from}) has timestamp {ts} ms, outside Beam's range [{MIN_TIMESTAMP_MS}, {MAX_TIMESTAMP_MS}] ms"
+            ));
+        }
+        // Outputs without a source land in the global window; others keep
+        // their source's windows.
+        let global = match input.filter(|_| s != NO_SOURCE) {
+            None => true,
+            Some(b) => {
+                let s = s as usize;
+                let (a, z) = (
+                    b.window_offsets[s] as usize,
+                    b.window_offsets[s + 1] as usize,
+                );
+                b.window_starts[a..z]
+                    .iter()
+                    .zip(&b.window_ends[a..z])
+                    .any(|(&st, &en)| st == MIN_TIMESTAMP_MS && en == GLOBAL_WINDOW_END_MS)
+            }
+        };
+        if global && ts >= GLOBAL_WINDOW_END_MS {
+            return Err(format!(
+                "output {i} ({from}) has timestamp {ts} ms, past the end of the global window it belongs to (its last timestamp is {} ms)",
+                GLOBAL_WINDOW_END_MS - 1
             ));
         }
     }
@@ -400,6 +471,66 @@ mod tests {
         }
     }
 
+    fn global(n: usize) -> InputBatch {
+        let mut b = InputBatchBuilder::new();
+        for i in 0..n {
+            b.push_global(b"x", i as i64);
+        }
+        b.build()
+    }
+
+    fn with_times(sources: &[u32], times: &[i64]) -> OutputBatch {
+        let mut t = Vec::new();
+        pack_s64(&mut t, times);
+        let offsets: Vec<u32> = (0..=sources.len() as u32).collect();
+        output_from_wire(wire_output(&offsets, &[], sources, &t)).unwrap()
+    }
+
+    #[test]
+    fn timestamps_outside_beams_range_are_refused_naming_the_element() {
+        let mut windowed = InputBatchBuilder::new();
+        windowed.push(b"w", 5, &[(0, 10)], PANE_ON_TIME_ONLY);
+        let windowed = windowed.build();
+        let input = global(2);
+        // In range: Beam's extremes themselves, and past the global window's
+        // end for an element in a bounded window.
+        check_output(
+            &with_times(&[0, 1], &[MIN_TIMESTAMP_MS, GLOBAL_WINDOW_END_MS - 1]),
+            Some(&input),
+            1,
+        )
+        .unwrap();
+        check_output(&with_times(&[0], &[MAX_TIMESTAMP_MS]), Some(&windowed), 1).unwrap();
+        for (ts, what) in [
+            (MIN_TIMESTAMP_MS - 1, "outside Beam's range"),
+            (i64::MIN + 60_001, "outside Beam's range"),
+            (MAX_TIMESTAMP_MS + 1, "outside Beam's range"),
+            (i64::MAX, "outside Beam's range"),
+            (GLOBAL_WINDOW_END_MS, "past the end of the global window"),
+        ] {
+            let err = check_output(&with_times(&[0, 1], &[0, ts]), Some(&input), 1).unwrap_err();
+            assert!(
+                err.contains(what) && err.contains("output 1 (from input element 1"),
+                "{ts}: {err}"
+            );
+            assert!(err.contains(&format!("timestamp {ts} ms")), "{err}");
+        }
+        // Finish-bundle outputs go to the global window.
+        let err =
+            check_output(&with_times(&[NO_SOURCE], &[GLOBAL_WINDOW_END_MS]), None, 1).unwrap_err();
+        assert!(
+            err.contains("emitted in finish-bundle") && err.contains("global window"),
+            "{err}"
+        );
+        let err = check_output(
+            &with_times(&[0], &[MAX_TIMESTAMP_MS + 1]),
+            Some(&windowed),
+            1,
+        )
+        .unwrap_err();
+        assert!(err.contains("outside Beam's range"), "{err}");
+    }
+
     #[test]
     fn input_batches_pack_little_endian_and_reuse_buffers() {
         let mut b = InputBatchBuilder::new();
@@ -426,11 +557,11 @@ mod tests {
     #[test]
     fn empty_tags_and_timestamps_mean_main_output_and_inherit() {
         let out = output_from_wire(wire_output(&[0, 1, 3], &[], &[0, 0], &[])).unwrap();
-        assert_eq!(out.tags, [0, 0]);
-        assert_eq!(out.timestamps, [INHERIT_TIMESTAMP, INHERIT_TIMESTAMP]);
+        assert!(out.tags.is_empty() && out.timestamps.is_empty());
+        assert_eq!((out.tag(1), out.timestamp(1)), (0, INHERIT_TIMESTAMP));
         assert_eq!(out.sources, [0, 0]);
         assert_eq!(out.values.get(1), [7, 7]);
-        check_output(&out, 1, 1).unwrap();
+        check_output(&out, Some(&global(1)), 1).unwrap();
     }
 
     #[test]
@@ -443,8 +574,8 @@ mod tests {
             output_from_wire(wire_output(&[0, 1, 2], &tags, &[NO_SOURCE, 0], &times)).unwrap();
         assert_eq!(out.tags, [1, 0]);
         assert_eq!(out.timestamps, [-5, INHERIT_TIMESTAMP]);
-        check_output(&out, 1, 2).unwrap();
-        let err = check_output(&out, 1, 1).unwrap_err();
+        check_output(&out, Some(&global(1)), 2).unwrap();
+        let err = check_output(&out, Some(&global(1)), 1).unwrap_err();
         assert!(err.contains("names output tag index 1"), "{err}");
     }
 
@@ -469,7 +600,7 @@ mod tests {
 
         // Whole entries, but the wrong number of them.
         let out = output_from_wire(wire_output(&[0, 1], &[], &[0, 0], &[])).unwrap();
-        let err = check_output(&out, 1, 1).unwrap_err();
+        let err = check_output(&out, Some(&global(1)), 1).unwrap_err();
         assert!(err.contains("1 values but 2 sources"), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use crate::config::{Grants, Limits};
 use crate::contract::UdfKind;
 use crate::error::UdfError;
 use crate::host::UdfComponent;
-use crate::instance::{guest_error, Sandbox};
+use crate::instance::Sandbox;
 use crate::pool::{Idle, Pooled};
 use crate::state::UserMetrics;
 use crate::Values;
@@ -67,12 +67,11 @@ impl CombineFnInstance {
             },
             e => e,
         })?;
+        component.instantiated();
         let iface = bindings.wasmbeam_udf_combinefn();
         sandbox.call(|s| iface.call_runtime_init(s))?;
-        let name = component.name.to_string();
-        sandbox
-            .call(|s| iface.call_setup(s, config))?
-            .map_err(|e| guest_error(&name, e))?;
+        let r = sandbox.call(|s| iface.call_setup(s, config))?;
+        r.map_err(|e| sandbox.guest_error(e))?;
         sandbox.end_bundle();
         Ok(CombineFnInstance {
             sandbox,
@@ -86,7 +85,7 @@ impl CombineFnInstance {
     pub fn create_accumulator(&mut self) -> Result<Vec<u8>, UdfError> {
         let iface = self.bindings.wasmbeam_udf_combinefn();
         let r = self.sandbox.call(|s| iface.call_create_accumulator(s))?;
-        r.map_err(|e| guest_error(&self.sandbox.name, e))
+        r.map_err(|e| self.sandbox.guest_error(e))
     }
 
     /// Add each group's inputs to its accumulator (`group_ends[g]` is the end
@@ -104,7 +103,7 @@ impl CombineFnInstance {
         let r = self
             .sandbox
             .call(|s| iface.call_add_inputs(s, accs, ins, ends))?;
-        let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
+        let out = r.map_err(|e| self.sandbox.guest_error(e))?;
         check_groups(&self.sandbox.name, out, group_ends.len())
     }
 
@@ -121,7 +120,7 @@ impl CombineFnInstance {
         let r = self
             .sandbox
             .call(|s| iface.call_merge_accumulators(s, accs, ends))?;
-        let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
+        let out = r.map_err(|e| self.sandbox.guest_error(e))?;
         check_groups(&self.sandbox.name, out, group_ends.len())
     }
 
@@ -131,7 +130,7 @@ impl CombineFnInstance {
         let [accs] = self.scratch.values([accumulators]);
         let r = self.sandbox.call(|s| iface.call_extract_outputs(s, accs))?;
         self.sandbox.end_bundle();
-        let out = r.map_err(|e| guest_error(&self.sandbox.name, e))?;
+        let out = r.map_err(|e| self.sandbox.guest_error(e))?;
         check_groups(&self.sandbox.name, out, accumulators.len())
     }
 

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use crate::batch::{check_output, output_from_wire, SideInputKind, WireScratch};
+use crate::batch::{check_output, host_cost, output_from_wire, SideInputKind, WireScratch};
 use crate::bindings::dofn::DofnUdf;
+use crate::config::Reservation;
 use crate::config::{Grants, Limits};
 use crate::contract::UdfKind;
 use crate::error::UdfError;
 use crate::host::UdfComponent;
-use crate::instance::{guest_error, Sandbox};
+use crate::instance::Sandbox;
 use crate::pool::{Idle, Pooled};
 use crate::state::UserMetrics;
 use crate::{InputBatch, OutputBatch};
@@ -65,18 +66,16 @@ impl DoFnInstance {
             },
             e => e,
         })?;
-        let name = component.name.to_string();
+        component.instantiated();
         let iface = bindings.wasmbeam_udf_dofn();
         sandbox.call(|s| iface.call_runtime_init(s))?;
-        sandbox
-            .call(|s| iface.call_setup(s, &spec.config, &spec.outputs))?
-            .map_err(|e| guest_error(&name, e))?;
+        let r = sandbox.call(|s| iface.call_setup(s, &spec.config, &spec.outputs))?;
+        r.map_err(|e| sandbox.guest_error(e))?;
         let mut scratch = WireScratch::default();
         for si in &spec.side_inputs {
             let elements = scratch.input(&si.elements);
-            sandbox
-                .call(|s| iface.call_load_side_input(s, &si.tag, si.kind, elements))?
-                .map_err(|e| guest_error(&name, e))?;
+            let r = sandbox.call(|s| iface.call_load_side_input(s, &si.tag, si.kind, elements))?;
+            r.map_err(|e| sandbox.guest_error(e))?;
         }
         sandbox.end_bundle();
         Ok(DoFnInstance {
@@ -93,25 +92,46 @@ impl DoFnInstance {
         self.in_bundle = true;
         let iface = self.bindings.wasmbeam_udf_dofn();
         let wire = self.scratch.input(batch);
-        let out = self
-            .sandbox
-            .call(|s| iface.call_process_bundle(s, wire))?
-            .map_err(|e| guest_error(&self.sandbox.name, e))?;
-        self.checked(out, batch.timestamps.len())
+        let out = self.sandbox.call(|s| iface.call_process_bundle(s, wire))?;
+        let out = out.map_err(|e| self.sandbox.guest_error(e))?;
+        self.checked(out, Some(batch))
     }
 
-    /// Unpack and check a guest's output for a bundle of `inputs` elements.
+    /// Unpack and check a guest's output for `input` (`None` in
+    /// finish-bundle), bound its size and charge it to the job's budget.
     fn checked(
         &self,
         out: crate::bindings::dofn::wasmbeam::udf::types::OutputBatch,
-        inputs: usize,
+        input: Option<&InputBatch>,
     ) -> Result<OutputBatch, UdfError> {
-        output_from_wire(out)
-            .and_then(|out| check_output(&out, inputs, self.outputs).map(|()| out))
+        let name = || self.sandbox.name.to_string();
+        let limits = self.sandbox.limits();
+        let cost = host_cost(
+            out.values.data.len(),
+            (out.values.offsets.len() / 4).saturating_sub(1),
+        );
+        if cost > limits.max_output_bytes {
+            return Err(UdfError::OutputTooLarge {
+                name: name(),
+                cap_bytes: limits.max_output_bytes,
+                bytes: Some(cost),
+            });
+        }
+        let reservation = Reservation::take(limits.job_memory.as_ref(), cost).ok_or_else(|| {
+            UdfError::JobMemory {
+                name: name(),
+                budget_bytes: limits.job_memory.as_ref().map_or(0, |b| b.cap()),
+                wanted: format!("{} KiB to hold a bundle's output", cost >> 10),
+            }
+        })?;
+        let mut out = output_from_wire(out)
+            .and_then(|out| check_output(&out, input, self.outputs).map(|()| out))
             .map_err(|detail| UdfError::BadOutput {
-                name: self.sandbox.name.to_string(),
+                name: name(),
                 detail,
-            })
+            })?;
+        out.reservation = reservation;
+        Ok(out)
     }
 
     /// Finish the current bundle; outputs have no source element.
@@ -120,8 +140,8 @@ impl DoFnInstance {
         let iface = self.bindings.wasmbeam_udf_dofn();
         let out = self.sandbox.call(|s| iface.call_finish_bundle(s));
         self.sandbox.end_bundle();
-        let out = out?.map_err(|e| guest_error(&self.sandbox.name, e))?;
-        self.checked(out, 0)
+        let out = out?.map_err(|e| self.sandbox.guest_error(e))?;
+        self.checked(out, None)
     }
 
     /// Process a whole bundle: `process-bundle` then `finish-bundle`.

@@ -55,13 +55,37 @@ pub enum UdfError {
         /// The configured deadline.
         deadline: Duration,
     },
-    /// The guest tried to grow its memory past the cap.
-    #[error("UDF {name} tried to use more than its memory cap of {} MiB and was stopped", cap_bytes >> 20)]
+    /// The guest tried to grow its memory past the per-instance cap.
+    #[error("UDF {name} tried to use more than its memory cap of {} MiB per instance and was stopped{}", cap_bytes >> 20, message.as_ref().map(|m| format!(" (the guest reported: {m})")).unwrap_or_default())]
     MemoryCap {
         /// The component's name.
         name: String,
         /// The cap.
         cap_bytes: usize,
+        /// What the guest said when it failed, if it failed with an error
+        /// rather than a trap (a Python `MemoryError`).
+        message: Option<String>,
+    },
+    /// The job's memory budget, shared by all its UDF instances and their
+    /// bundle outputs, is used up.
+    #[error("UDF {name} was stopped: it needed {wanted}, but the job's memory budget of {} MiB (the linear memory of all its UDF instances plus the bundle outputs the host holds) is used up; raise it (--memory-mb, the wasmbeam_memory_mb option, the tenant's memory_mb quota) or run fewer workers", budget_bytes >> 20)]
+    JobMemory {
+        /// The component's name.
+        name: String,
+        /// The budget.
+        budget_bytes: usize,
+        /// What did not fit.
+        wanted: String,
+    },
+    /// One call returned more than the per-call output cap.
+    #[error("UDF {name} returned {} than the per-bundle output cap of {} MiB (values plus {} bytes per output element) and the bundle was refused; emit less per input element, or raise the cap (--max-output-mb)", bytes.map(|b| format!("{} MiB, more", b >> 20)).unwrap_or_else(|| "more".into()), cap_bytes >> 20, crate::OUTPUT_ELEMENT_COST)]
+    OutputTooLarge {
+        /// The component's name.
+        name: String,
+        /// The cap.
+        cap_bytes: usize,
+        /// What the output would have cost, when known.
+        bytes: Option<usize>,
     },
     /// The call was stopped because the job was cancelled.
     #[error("UDF {name} was stopped because the job was cancelled")]
@@ -88,6 +112,8 @@ impl UdfError {
                 | UdfError::Deadline { .. }
                 | UdfError::Cancelled { .. }
                 | UdfError::MemoryCap { .. }
+                | UdfError::JobMemory { .. }
+                | UdfError::OutputTooLarge { .. }
                 | UdfError::Instantiate { .. }
         )
     }

@@ -37,6 +37,7 @@ struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
     cache: Option<DiskCache>,
+    max_wasm_stack: usize,
     _ticker: Ticker,
 }
 
@@ -56,6 +57,10 @@ pub struct UdfComponent {
     pub(crate) dofn: Option<DofnUdfPre<HostState>>,
     pub(crate) combinefn: Option<CombinefnUdfPre<HostState>>,
     pub(crate) host: UdfHost,
+    /// Compiled code not yet in the disk cache: it is written there only
+    /// once an instance of it has started, so a component that can never
+    /// be instantiated never reaches the cache.
+    uncached: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for UdfComponent {
@@ -80,6 +85,18 @@ impl UdfComponent {
     /// DoFn or CombineFn.
     pub fn kind(&self) -> UdfKind {
         self.kind
+    }
+
+    /// An instance started: the compiled code may now go to the disk cache.
+    pub(crate) fn instantiated(&self) {
+        let pending = self
+            .uncached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let (Some(compiled), Some(cache)) = (pending, &self.host.inner.cache) {
+            cache.put(&self.sha256, &compiled);
+        }
     }
 }
 
@@ -111,6 +128,15 @@ impl UdfHost {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| format!("cannot link WASI: {e}"))?;
+        // wasmbeam's monotonic clock replaces wasmtime-wasi's, so that a
+        // sleeping guest wakes at its deadline or on Cancel (see `clock`).
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::clocks::monotonic_clock::add_to_linker::<
+            HostState,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |s| s)
+        .map_err(|e| format!("cannot link the monotonic clock: {e}"))?;
+        linker.allow_shadowing(false);
         crate::bindings::dofn::DofnUdf::add_to_linker::<
             HostState,
             wasmtime::component::HasSelf<HostState>,
@@ -144,12 +170,18 @@ impl UdfHost {
                 engine,
                 linker,
                 cache,
+                max_wasm_stack: config.max_wasm_stack,
                 _ticker: Ticker {
                     stop,
                     thread: Some(thread),
                 },
             }),
         })
+    }
+
+    /// Max wasm stack per call, in bytes.
+    pub fn max_wasm_stack(&self) -> usize {
+        self.inner.max_wasm_stack
     }
 
     /// The underlying wasmtime engine.
@@ -177,6 +209,7 @@ impl UdfHost {
             .cache
             .as_ref()
             .and_then(|c| c.get(engine, &sha256));
+        let mut uncached = None;
         let component = match cached {
             Some(c) => c,
             None => {
@@ -186,11 +219,13 @@ impl UdfHost {
                 };
                 let started = std::time::Instant::now();
                 let component = match &self.inner.cache {
-                    Some(cache) => {
+                    Some(_) => {
                         let compiled = engine.precompile_component(bytes).map_err(compile_err)?;
-                        cache.put(&sha256, &compiled);
                         // SAFETY: `compiled` was just produced by this engine.
-                        unsafe { Component::deserialize(engine, &compiled) }.map_err(compile_err)?
+                        let c = unsafe { Component::deserialize(engine, &compiled) }
+                            .map_err(compile_err)?;
+                        uncached = Some(compiled);
+                        c
                     }
                     None => Component::new(engine, bytes).map_err(compile_err)?,
                 };
@@ -222,6 +257,7 @@ impl UdfHost {
             dofn,
             combinefn,
             host: self.clone(),
+            uncached: Arc::new(std::sync::Mutex::new(uncached)),
         })
     }
 }

@@ -1,8 +1,5 @@
 //! One sandboxed store and the guarded call used for every export.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::config::{Grants, Limits};
@@ -13,10 +10,10 @@ use crate::state::{HostState, UserMetrics};
 /// A store with its limits; poisoned after any trap.
 pub(crate) struct Sandbox {
     pub store: Store<HostState>,
-    /// Epoch ticks of the current call's deadline not yet handed out.
-    ticks_left: Arc<AtomicU64>,
     pub name: std::sync::Arc<str>,
     pub poisoned: bool,
+    /// The engine's wasm stack size, to explain a stack overflow.
+    max_wasm_stack: usize,
 }
 
 impl Sandbox {
@@ -32,32 +29,28 @@ impl Sandbox {
             })?;
         let mut store = Store::new(component.host.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        // The deadline is handed out in slices of INTERRUPT_CHECK, so that
-        // between slices the callback can see a cancelled job.
-        let ticks_left = Arc::new(AtomicU64::new(0));
-        let left = ticks_left.clone();
-        let interrupt = limits.interrupt.clone();
-        store.epoch_deadline_callback(move |_| {
-            if interrupt.as_ref().is_some_and(|i| i.is_set()) {
+        // What one call may hand back is bounded while wasmtime copies it
+        // out of the guest, before the host allocates it.
+        store.set_hostcall_fuel(limits.max_output_bytes.max(1 << 20));
+        // The deadline is wall time (see `clock`): every INTERRUPT_CHECK of
+        // running guest code, the callback checks the deadline and Cancel.
+        store.epoch_deadline_callback(move |ctx| {
+            let guard = &ctx.data().guard;
+            if guard.cancelled() {
                 return Err(wasmtime::Error::new(CancelledCall));
             }
-            let rest = left.load(Ordering::Relaxed);
-            if rest == 0 {
+            if guard.expired() {
                 return Err(Trap::Interrupt.into());
             }
-            let step = rest.min(check_ticks());
-            left.store(rest - step, Ordering::Relaxed);
-            Ok(UpdateDeadline::Continue(step))
+            Ok(UpdateDeadline::Continue(check_ticks()))
         });
-        let total = deadline_ticks(limits);
-        let first = total.min(check_ticks());
-        ticks_left.store(total - first, Ordering::Relaxed);
-        store.set_epoch_deadline(first);
+        store.data().guard.start(limits.bundle_deadline);
+        store.set_epoch_deadline(check_ticks());
         Ok(Sandbox {
             store,
-            ticks_left,
             name: component.name.clone(),
             poisoned: false,
+            max_wasm_stack: component.host.max_wasm_stack(),
         })
     }
 
@@ -73,11 +66,11 @@ impl Sandbox {
                 message: "this instance trapped earlier and cannot be used again".into(),
             });
         }
-        let ticks = deadline_ticks(&self.store.data().limiter.limits);
-        let first = ticks.min(check_ticks());
-        self.ticks_left.store(ticks - first, Ordering::Relaxed);
-        self.store.set_epoch_deadline(first);
-        self.store.data_mut().limiter.memory_cap_hit = false;
+        let state = self.store.data_mut();
+        state.guard.start(state.limiter.limits.bundle_deadline);
+        state.limiter.memory_cap_hit = false;
+        state.limiter.budget_hit = false;
+        self.store.set_epoch_deadline(check_ticks());
         let result = f(&mut self.store);
         match result {
             Ok(v) => Ok(v),
@@ -96,6 +89,25 @@ impl Sandbox {
                     UdfError::MemoryCap {
                         name,
                         cap_bytes: state.limiter.limits.memory_bytes,
+                        message: None,
+                    }
+                } else if let Some(budget) = state
+                    .limiter
+                    .limits
+                    .job_memory
+                    .as_ref()
+                    .filter(|_| state.limiter.budget_hit)
+                {
+                    UdfError::JobMemory {
+                        name,
+                        budget_bytes: budget.cap(),
+                        wanted: "more linear memory".into(),
+                    }
+                } else if format!("{e:#}").contains("fuel allocated for hostcalls") {
+                    UdfError::OutputTooLarge {
+                        name,
+                        cap_bytes: state.limiter.limits.max_output_bytes,
+                        bytes: None,
                     }
                 } else {
                     // One line for humans: the trap itself, then what the
@@ -103,6 +115,15 @@ impl Sandbox {
                     // wasm backtrace goes to the debug log.
                     tracing::debug!(udf = %name, "trap details: {e:?}");
                     let mut message = match e.downcast_ref::<Trap>() {
+                        Some(Trap::StackOverflow) => format!(
+                            "{} (the host's wasm stack of {} KiB ran out: unbounded or too deep recursion)",
+                            Trap::StackOverflow,
+                            self.max_wasm_stack >> 10
+                        ),
+                        Some(Trap::MemoryOutOfBounds) if shadow_stack_overflow(&e) => format!(
+                            "{} (most likely the guest's own stack, kept in its linear memory, ran out: unbounded or too deep recursion)",
+                            Trap::MemoryOutOfBounds
+                        ),
                         Some(t) => t.to_string(),
                         None => e.root_cause().to_string(),
                     };
@@ -126,6 +147,11 @@ impl Sandbox {
         }
     }
 
+    /// The limits this instance runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.store.data().limiter.limits
+    }
+
     pub fn end_bundle(&mut self) {
         self.store.data_mut().end_bundle();
     }
@@ -141,6 +167,14 @@ impl Sandbox {
 
     pub fn take_metrics(&mut self) -> UserMetrics {
         std::mem::take(&mut self.store.data_mut().metrics)
+    }
+}
+
+impl Drop for Sandbox {
+    /// An instance dropped mid-bundle (after a guest error) still flushes
+    /// its captured output and reports what it dropped.
+    fn drop(&mut self) {
+        self.store.data_mut().end_bundle();
     }
 }
 
@@ -160,19 +194,56 @@ fn check_ticks() -> u64 {
     (crate::INTERRUPT_CHECK.as_millis() / EPOCH_TICK.as_millis().max(1)).max(1) as u64
 }
 
-fn deadline_ticks(limits: &Limits) -> u64 {
-    let tick = EPOCH_TICK.as_millis().max(1);
-    (limits.bundle_deadline.as_millis().div_ceil(tick) as u64).max(1)
+/// A guest whose stack lives in its linear memory (Rust, C, Go's
+/// goroutine stacks) traps with an out-of-bounds access when that stack runs
+/// out, usually deep in a recursion: the backtrace then repeats one function
+/// many times over.
+fn shadow_stack_overflow(e: &wasmtime::Error) -> bool {
+    let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    // wasmtime keeps the innermost 20 frames by default.
+    let frames = bt.frames();
+    if frames.len() < 16 {
+        return false;
+    }
+    let mut counts: std::collections::HashMap<(Option<&str>, u32), usize> = Default::default();
+    for f in frames {
+        *counts
+            .entry((f.module().name(), f.func_index()))
+            .or_default() += 1;
+    }
+    counts.values().any(|&c| c * 4 >= frames.len())
 }
 
-/// Convert a guest's structured error.
-pub(crate) fn guest_error(
-    name: &str,
-    e: crate::bindings::dofn::wasmbeam::udf::types::UdfError,
-) -> UdfError {
-    UdfError::Guest {
-        name: name.to_string(),
-        message: e.message,
-        element: e.element,
+impl Sandbox {
+    /// Convert a guest's structured error. When its memory was refused
+    /// during the call (a Python `MemoryError`, a Go out-of-memory), the
+    /// error says which limit refused it.
+    pub(crate) fn guest_error(
+        &self,
+        e: crate::bindings::dofn::wasmbeam::udf::types::UdfError,
+    ) -> UdfError {
+        let name = self.name.to_string();
+        let l = &self.store.data().limiter;
+        if l.memory_cap_hit {
+            return UdfError::MemoryCap {
+                name,
+                cap_bytes: l.limits.memory_bytes,
+                message: Some(e.message),
+            };
+        }
+        if let Some(b) = l.limits.job_memory.as_ref().filter(|_| l.budget_hit) {
+            return UdfError::JobMemory {
+                name,
+                budget_bytes: b.cap(),
+                wanted: format!("more linear memory (the guest reported: {})", e.message),
+            };
+        }
+        UdfError::Guest {
+            name,
+            message: e.message,
+            element: e.element,
+        }
     }
 }

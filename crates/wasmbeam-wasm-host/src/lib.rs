@@ -53,6 +53,7 @@
 
 mod batch;
 mod cache;
+mod clock;
 mod combine;
 mod config;
 mod contract;
@@ -64,10 +65,13 @@ mod pool;
 mod state;
 
 pub use batch::{
-    InputBatch, InputBatchBuilder, OutputBatch, SideInputKind, Values, INHERIT_TIMESTAMP, NO_SOURCE,
+    InputBatch, InputBatchBuilder, OutputBatch, SideInputKind, Values, GLOBAL_WINDOW_END_MS,
+    INHERIT_TIMESTAMP, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, NO_SOURCE,
 };
 pub use combine::{CombineFnInstance, CombineFnPool};
-pub use config::{Grants, HostConfig, Interrupt, Limits};
+pub use config::{
+    Grants, HostConfig, Interrupt, Limits, MemoryBudget, Reservation, OUTPUT_ELEMENT_COST,
+};
 
 /// How often a busy UDF call checks its [`Interrupt`] flag.
 pub const INTERRUPT_CHECK: std::time::Duration = std::time::Duration::from_millis(50);

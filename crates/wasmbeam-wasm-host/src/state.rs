@@ -10,6 +10,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::dofn::wasmbeam::udf::host::{self, Level};
+use crate::clock::CallGuard;
 use crate::config::{Grants, Limits};
 
 /// A distribution metric: count, sum, min and max.
@@ -72,7 +73,12 @@ impl UserMetrics {
 /// Limits enforcement that remembers *why* growth was refused.
 pub(crate) struct Limiter {
     pub limits: Limits,
+    /// Growth was refused by the instance's own cap during this call.
     pub memory_cap_hit: bool,
+    /// Growth was refused by the job's budget during this call.
+    pub budget_hit: bool,
+    /// Bytes this instance holds in the job's budget.
+    pub reserved: usize,
     /// The largest linear memory size granted so far, in bytes.
     pub memory_bytes: usize,
     /// The first size granted (the memory the module starts with).
@@ -82,13 +88,21 @@ pub(crate) struct Limiter {
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.limits.memory_bytes {
             self.memory_cap_hit = true;
             return Ok(false);
+        }
+        if let Some(budget) = &self.limits.job_memory {
+            let grow = desired.saturating_sub(current);
+            if !budget.try_reserve(grow) {
+                self.budget_hit = true;
+                return Ok(false);
+            }
+            self.reserved += grow;
         }
         self.memory_bytes = self.memory_bytes.max(desired);
         self.initial_memory_bytes.get_or_insert(desired);
@@ -110,6 +124,14 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
     fn memories(&self) -> usize {
         self.limits.memories
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.limits.job_memory {
+            budget.release(self.reserved);
+        }
     }
 }
 
@@ -249,7 +271,9 @@ const MAX_METRIC_NAME: usize = 512;
 /// Everything a store holds.
 pub(crate) struct HostState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
+    /// The deadline of the call in progress, seen by the guest's sleeps.
+    pub(crate) guard: CallGuard,
     pub limiter: Limiter,
     pub log: LogSink,
     pub stdout: LogSink,
@@ -275,9 +299,12 @@ impl HostState {
         Ok(HostState {
             wasi: b.build(),
             table: ResourceTable::new(),
+            guard: CallGuard::new(limits.interrupt.clone()),
             limiter: Limiter {
                 limits: limits.clone(),
                 memory_cap_hit: false,
+                budget_hit: false,
+                reserved: 0,
                 memory_bytes: 0,
                 initial_memory_bytes: None,
             },

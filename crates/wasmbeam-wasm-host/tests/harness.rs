@@ -40,8 +40,9 @@ fn assert_identity(pool: &DoFnPool) {
     let (out, fin) = pool.run_bundle(&batch(&[b"a", b"", b"ccc"])).unwrap();
     assert_eq!(strings(&out.values), ["a", "", "ccc"]);
     assert_eq!(out.sources, [0, 1, 2]);
-    assert_eq!(out.tags, [0, 0, 0]);
-    assert_eq!(out.timestamps, [INHERIT_TIMESTAMP; 3]);
+    for i in 0..3 {
+        assert_eq!((out.tag(i), out.timestamp(i)), (0, INHERIT_TIMESTAMP));
+    }
     assert!(fin.values.is_empty());
 }
 
@@ -442,11 +443,32 @@ fn second_load_comes_from_the_disk_cache() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::build_udf("modes");
     let h = host(dir.path());
-    h.load_file(&path).unwrap();
-    let entries: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let first = h.load_file(&path).unwrap();
+    let cached = || -> Vec<_> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    };
+    // Only a component that has started an instance is cached: this one
+    // cannot start under a 64 KiB memory cap, so nothing is written yet.
+    let tiny = Limits {
+        memory_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    let err = DoFnPool::new(
+        first.clone(),
+        DoFnSpec {
+            limits: tiny,
+            ..spec("identity")
+        },
+    )
+    .err()
+    .expect("a 64 KiB cap is too small for the guest's initial memory");
+    assert!(err.to_string().contains("memory cap of 0 MiB"), "{err}");
+    assert!(cached().is_empty(), "{:?}", cached());
+    DoFnPool::new(first, spec("identity")).unwrap();
+    let entries = cached();
     assert_eq!(entries.len(), 1, "{entries:?}");
     let name = entries[0].to_string_lossy().into_owned();
     assert!(name.ends_with(".cwasm"), "{name}");
@@ -464,6 +486,231 @@ fn second_load_comes_from_the_disk_cache() {
     std::fs::write(&tmp, b"not a compiled component").unwrap();
     std::fs::rename(&tmp, dir.path().join(&name)).unwrap();
     let h3 = host(dir.path());
-    h3.load_file(&path).unwrap();
+    DoFnPool::new(h3.load_file(&path).unwrap(), spec("identity")).unwrap();
     assert!(std::fs::metadata(dir.path().join(&name)).unwrap().len() > 1000);
+}
+
+fn limits_with(f: impl FnOnce(&mut Limits)) -> Limits {
+    let mut l = Limits::default();
+    f(&mut l);
+    l
+}
+
+fn pool_with(h: &UdfHost, mode: &str, limits: Limits) -> DoFnPool {
+    DoFnPool::new(
+        modes(h),
+        DoFnSpec {
+            limits,
+            ..spec(mode)
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_sleeping_guest_is_stopped_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let deadline = Duration::from_millis(500);
+    let pool = pool_with(&h, "sleep", limits_with(|l| l.bundle_deadline = deadline));
+    // One long sleep (std::thread::sleep: WASI subscribe-duration + poll).
+    let started = Instant::now();
+    let err = pool.run_bundle(&batch(&[b"4000"])).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, UdfError::Deadline { .. }), "{err:?}");
+    assert!(
+        took >= deadline && took < deadline * 2,
+        "stopped after {took:?}"
+    );
+    // Many short sleeps add up: 12 x 100 ms against 500 ms.
+    let many: Vec<&[u8]> = vec![b"100"; 12];
+    let started = Instant::now();
+    let err = pool.run_bundle(&batch(&many)).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, UdfError::Deadline { .. }), "{err:?}");
+    assert!(
+        took >= deadline && took < deadline * 2,
+        "stopped after {took:?}"
+    );
+    // Short sleeps within the deadline are fine, and take the time asked.
+    let started = Instant::now();
+    let (out, _) = pool.run_bundle(&batch(&[b"50", b"50"])).unwrap();
+    assert_eq!(strings(&out.values), ["50", "50"]);
+    assert!(started.elapsed() >= Duration::from_millis(100));
+}
+
+#[test]
+fn a_guest_sleeping_for_an_hour_is_cancelled_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let interrupt = Interrupt::default();
+    let pool = pool_with(
+        &h,
+        "sleep",
+        limits_with(|l| l.interrupt = Some(interrupt.clone())),
+    );
+    let flag = interrupt.0.clone();
+    let cancel_at = Instant::now() + Duration::from_millis(300);
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(cancel_at.saturating_duration_since(Instant::now()));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let err = pool.run_bundle(&batch(&[b"3600000"])).unwrap_err();
+    let late = Instant::now().saturating_duration_since(cancel_at);
+    canceller.join().unwrap();
+    assert!(matches!(err, UdfError::Cancelled { .. }), "{err:?}");
+    assert!(
+        late < Duration::from_secs(1),
+        "stopped {late:?} after Cancel"
+    );
+}
+
+#[test]
+fn memory_bombs_on_many_threads_stay_within_the_job_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let budget = MemoryBudget::new(96 << 20);
+    let limits = limits_with(|l| {
+        l.memory_bytes = 64 << 20;
+        l.job_memory = Some(budget.clone());
+    });
+    let pool = std::sync::Arc::new(pool_with(&h, "membomb", limits.clone()));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            std::thread::spawn(move || pool.run_bundle(&batch(&[b"grow"])).unwrap_err())
+        })
+        .collect();
+    let errors: Vec<UdfError> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    // Four instances of up to 64 MiB each never held more than 96 MiB together.
+    assert!(
+        budget.peak() <= 96 << 20,
+        "peak {} MiB",
+        budget.peak() >> 20
+    );
+    assert!(
+        errors.iter().any(
+            |e| matches!(e, UdfError::JobMemory { budget_bytes, .. } if *budget_bytes == 96 << 20)
+        ),
+        "{errors:?}"
+    );
+    for e in &errors {
+        assert!(
+            matches!(e, UdfError::JobMemory { .. } | UdfError::MemoryCap { .. }),
+            "{e:?}"
+        );
+    }
+    let msg = errors
+        .iter()
+        .find(|e| matches!(e, UdfError::JobMemory { .. }))
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("job's memory budget of 96 MiB"), "{msg}");
+    // Every failed instance gave its memory back; only the idle first one remains.
+    drop(pool);
+    assert_eq!(
+        budget.used(),
+        0,
+        "memory still held after every instance is gone"
+    );
+    // The budget is reusable: a well-behaved UDF runs under it afterwards.
+    let ok = pool_with(&h, "identity", limits);
+    assert_eq!(
+        strings(&ok.run_bundle(&batch(&[b"alive"])).unwrap().0.values),
+        ["alive"]
+    );
+}
+
+#[test]
+fn a_flood_of_small_outputs_is_refused_at_the_output_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let budget = MemoryBudget::new(512 << 20);
+    let limits = limits_with(|l| {
+        l.max_output_bytes = 16 << 20;
+        l.job_memory = Some(budget.clone());
+    });
+    let pool = pool_with(&h, "flood", limits);
+    // Within the cap: the output holds its share of the job budget until dropped.
+    let (out, fin) = pool.run_bundle(&batch(&[b"10000"])).unwrap();
+    assert_eq!(out.values.len(), 10_000);
+    assert_eq!(out.reservation.bytes(), 10_000 * OUTPUT_ELEMENT_COST);
+    let before = budget.used();
+    drop((out, fin));
+    assert_eq!(budget.used(), before - 10_000 * OUTPUT_ELEMENT_COST);
+    let before = budget.used();
+    // 1M empty values: 8 MB on the wire, 48 MB as the host would hold them.
+    // 3M: 24 MB on the wire, refused while wasmtime copies it out.
+    for n in [b"1000000".as_slice(), b"3000000".as_slice()] {
+        let err = pool.run_bundle(&batch(&[n])).unwrap_err();
+        assert!(
+            matches!(err, UdfError::OutputTooLarge { cap_bytes, .. } if cap_bytes == 16 << 20),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("per-bundle output cap of 16 MiB"),
+            "{err}"
+        );
+    }
+    // Nothing of the refused outputs stays charged.
+    assert!(budget.used() <= before, "{} > {before}", budget.used());
+}
+
+#[test]
+fn out_of_range_output_timestamps_fail_the_bundle_naming_the_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let pool = pool_with(&h, "stamp", Limits::default());
+    let (out, _) = pool
+        .run_bundle(&batch(&[b"-9223372036854775", b"0"]))
+        .unwrap();
+    assert_eq!(out.timestamps, [MIN_TIMESTAMP_MS, 0]);
+    let bad = (i64::MIN + 60_001).to_string();
+    let err = pool
+        .run_bundle(&batch(&[b"5", bad.as_bytes()]))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, UdfError::BadOutput { .. }), "{err:?}");
+    assert!(
+        msg.contains("output 1 (from input element 1 of the bundle)"),
+        "{msg}"
+    );
+    assert!(msg.contains("outside Beam's range"), "{msg}");
+    let past = GLOBAL_WINDOW_END_MS.to_string();
+    let err = pool.run_bundle(&batch(&[past.as_bytes()])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("past the end of the global window"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unbounded_recursion_is_named_as_stack_exhaustion() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let pool = pool_with(&h, "recurse", Limits::default());
+    let err = pool.run_bundle(&batch(&[b"x"])).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, UdfError::Trap { .. }), "{err:?}");
+    assert!(msg.contains("stack") && msg.contains("recursion"), "{msg}");
+}
+
+#[test]
+fn a_python_memory_error_names_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let py = h.load_file(&common::build_udf("identity-py")).unwrap();
+    let pool = DoFnPool::new(
+        py,
+        DoFnSpec {
+            limits: limits_with(|l| l.memory_bytes = 96 << 20),
+            ..spec("membomb")
+        },
+    )
+    .unwrap();
+    let err = pool.run_bundle(&batch(&[b"x"])).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, UdfError::MemoryCap { .. }), "{err:?}");
+    assert!(msg.contains("memory cap of 96 MiB"), "{msg}");
 }

@@ -1,7 +1,11 @@
 //! A test DoFn whose behaviour is chosen by its config string:
 //! identity, parity (multiple outputs), upper (typed coders), fail-on-bad,
 //! trap-on-boom, loop, membomb, leak (1 MiB lost per bundle), probe
-//! (sandbox), metrics, side (side inputs), finish (emits in finish_bundle).
+//! (sandbox), metrics, side (side inputs), finish (emits in finish_bundle),
+//! and the hostile ones: sleep (sleeps the element's value in ms), stamp
+//! (re-emits at the element's value as a timestamp in ms), flood (emits
+//! the element's value as a count of empty values), recurse (unbounded
+//! recursion), shout (floods stdout, then fails).
 use wasmbeam_guest::coders::{Coder, Kv, Utf8, VarInt};
 use wasmbeam_guest::{metrics, DoFn, Element, Emitter, Error, FinishEmitter, Setup, SideInput};
 
@@ -130,6 +134,31 @@ impl DoFn for Modes {
                     out.emit(e.value)
                 }
             }
+            "sleep" => {
+                let ms: u64 = number(e.value)?;
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                out.emit(e.value)
+            }
+            "stamp" => {
+                let ts: i64 = number(e.value)?;
+                out.emit_with_timestamp(e.value, ts)
+            }
+            "flood" => {
+                let n: usize = number(e.value)?;
+                for _ in 0..n {
+                    out.emit(b"");
+                }
+            }
+            "recurse" => {
+                out.emit(&deep(std::hint::black_box(0)).to_le_bytes());
+            }
+            "shout" => {
+                let line = "x".repeat(1023);
+                for _ in 0..10_000 {
+                    println!("{line}");
+                }
+                return Err(Error::new("shout: the real cause, after 10 MB of stdout"));
+            }
             other => return Err(Error::new(format!("unknown mode {other:?}"))),
         }
         Ok(())
@@ -142,6 +171,22 @@ impl DoFn for Modes {
         }
         Ok(())
     }
+}
+
+fn number<T: std::str::FromStr>(v: &[u8]) -> Result<T, Error> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::new(format!("expected a number, got {:?}", String::from_utf8_lossy(v))))
+}
+
+/// Recursion without end, 8 KiB of the guest's own stack per frame.
+#[inline(never)]
+fn deep(n: u64) -> u64 {
+    let mut frame = [0u8; 8192];
+    frame[(n % 8192) as usize] = n as u8;
+    std::hint::black_box(&mut frame);
+    deep(n + 1).wrapping_add(frame[(n % 8192) as usize] as u64)
 }
 
 wasmbeam_guest::export_dofn!(Modes);
