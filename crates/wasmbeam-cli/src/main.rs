@@ -248,12 +248,7 @@ fn build(dir: &std::path::Path, output: Option<PathBuf>) -> Result<(), Failure> 
         code: 1,
         error: anyhow::anyhow!("{e}"),
     })?;
-    let host = wasmbeam_wasm_host::UdfHost::new(wasmbeam_wasm_host::HostConfig::default())
-        .map_err(|e| Failure {
-            code: 1,
-            error: anyhow::anyhow!(e),
-        })?;
-    let component = host.load_file(&wasm).map_err(bad_input)?;
+    let component = wasmbeam_runner::check_component(&wasm).map_err(bad_input)?;
     let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
     let dest = match output {
         Some(out) => {
@@ -277,10 +272,10 @@ fn build(dir: &std::path::Path, output: Option<PathBuf>) -> Result<(), Failure> 
         .unwrap_or_default();
     eprintln!(
         "wasmbeam: built a {language} {} component, {} KiB, contract wasmbeam:udf@{}, sha256 {}",
-        component.kind(),
+        component.kind,
         size / 1024,
-        wasmbeam_wasm_host::CONTRACT_VERSION,
-        component.sha256()
+        wasmbeam_runner::CONTRACT_VERSION,
+        component.sha256
     );
     if let Ok(d) = std::fs::read(&dest)
         .map_err(|e| e.to_string())

@@ -155,7 +155,7 @@ fn install_ctrl_c(cancel: Arc<AtomicBool>) {
 }
 
 fn spawn_progress(
-    p: Arc<wasmbeam_engine::Progress>,
+    p: Arc<wasmbeam_runner::Progress>,
     done: Arc<AtomicBool>,
     started: Instant,
 ) -> std::thread::JoinHandle<()> {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::batch::{Batch, PANE_ON_TIME_ONLY};
-use crate::graph::{CombineExec, Graph, KvCodec, OpKind, PcId, Values};
+use crate::graph::{CombineExec, Graph, KvCodec, OpError, OpKind, PcId, Values};
 use crate::shuffle::{encode_record, partition_of, sorted_records, Budget, Record, Seq, Shuffle};
 use crate::textio::{plan_splits, read_split, Split, StagedText};
 use crate::window::{merge_windows, Window, MIN_TIMESTAMP};
@@ -89,8 +89,8 @@ pub enum EngineError {
     Op {
         /// The transform's unique name.
         transform: String,
-        /// What happened.
-        message: String,
+        /// What happened, with its typed cause when it has one.
+        message: OpError,
     },
     /// The job was cancelled.
     #[error("the job was cancelled")]
@@ -344,10 +344,10 @@ impl Shared<'_> {
         self.abort.store(true, Ordering::SeqCst);
     }
 
-    fn op_err(&self, op: usize, message: String) -> EngineError {
+    fn op_err(&self, op: usize, message: impl Into<OpError>) -> EngineError {
         EngineError::Op {
             transform: self.g.ops[op].name.clone(),
-            message,
+            message: message.into(),
         }
     }
 }
@@ -424,7 +424,7 @@ pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
                 Err(e) => {
                     staged_err = Some(EngineError::Op {
                         transform: op.name.clone(),
-                        message: e,
+                        message: e.into(),
                     });
                     break;
                 }
@@ -487,7 +487,7 @@ pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
                     Err(e) => {
                         commit_err = Some(EngineError::Op {
                             transform: g.ops[i].name.clone(),
-                            message: e,
+                            message: e.into(),
                         })
                     }
                 }

@@ -10,8 +10,64 @@ use crate::window::WindowFn;
 /// Index of a PCollection in [`Graph::pcollections`].
 pub type PcId = usize;
 
-/// Why an operation failed; the engine adds the transform name.
-pub type OpResult<T> = Result<T, String>;
+/// Why an operation failed; the engine adds the transform name. Either a
+/// message, or a typed cause (a UDF's deadline, a memory budget) that the
+/// caller can inspect with [`OpError::cause`] after the job fails.
+#[derive(Debug, Clone)]
+pub struct OpError {
+    message: String,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl OpError {
+    /// An error with a typed cause; its message is the cause's.
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        OpError {
+            message: cause.to_string(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+    /// The typed cause, if there is one.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
+    }
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for OpError {
+    fn from(message: String) -> Self {
+        OpError {
+            message,
+            cause: None,
+        }
+    }
+}
+
+impl From<&str> for OpError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+/// Two errors are equal when they say the same thing.
+impl PartialEq for OpError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+impl Eq for OpError {}
+
+/// The result of an operation.
+pub type OpResult<T> = Result<T, OpError>;
 
 /// A DoFn, however it is implemented (the runner uses WASM components).
 pub trait DoFnExec: Send + Sync {

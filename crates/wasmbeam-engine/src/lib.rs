@@ -30,5 +30,7 @@ pub mod window;
 
 pub use batch::Batch;
 pub use exec::{run, EngineError, EngineOptions, JobResult, Progress};
-pub use graph::{CombineExec, DoFnExec, Graph, KvCodec, OpKind, PcId, TextSink, Values};
+pub use graph::{
+    CombineExec, DoFnExec, Graph, KvCodec, OpError, OpKind, OpResult, PcId, TextSink, Values,
+};
 pub use window::{Window, WindowFn};

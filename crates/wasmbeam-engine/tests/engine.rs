@@ -10,11 +10,11 @@ use wasmbeam_engine::*;
 /// Keys and values are raw UTF-8 here: `key \0 value` (outer), nested value = len byte + bytes.
 struct NulCodec;
 impl KvCodec for NulCodec {
-    fn split<'a>(&self, kv: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), String> {
+    fn split<'a>(&self, kv: &'a [u8]) -> OpResult<(&'a [u8], &'a [u8])> {
         let i = kv.iter().position(|&b| b == 0).ok_or("no separator")?;
         Ok((&kv[..i], &kv[i + 1..]))
     }
-    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()> {
         out.push(outer.len() as u8);
         out.extend_from_slice(outer);
         Ok(())
@@ -24,10 +24,10 @@ impl KvCodec for NulCodec {
 /// Sum of decimal values; accumulators are decimal text.
 struct Sum;
 impl CombineExec for Sum {
-    fn create(&self) -> Result<Vec<u8>, String> {
+    fn create(&self) -> OpResult<Vec<u8>> {
         Ok(b"0".to_vec())
     }
-    fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> Result<Values, String> {
+    fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> OpResult<Values> {
         let mut out = Values::default();
         let mut start = 0;
         for (g, &end) in ends.iter().enumerate() {
@@ -43,7 +43,7 @@ impl CombineExec for Sum {
         }
         Ok(out)
     }
-    fn merge(&self, accs: &Values, ends: &[u32]) -> Result<Values, String> {
+    fn merge(&self, accs: &Values, ends: &[u32]) -> OpResult<Values> {
         let mut out = Values::default();
         let mut start = 0;
         for &end in ends {
@@ -60,7 +60,7 @@ impl CombineExec for Sum {
         }
         Ok(out)
     }
-    fn extract(&self, accs: &Values) -> Result<Values, String> {
+    fn extract(&self, accs: &Values) -> OpResult<Values> {
         let mut out = Values::default();
         for i in 0..accs.len() {
             out.push(&[b"=", accs.get(i)].concat());
@@ -74,10 +74,10 @@ struct MapFn<F>(F, usize);
 impl<F: Fn(&[u8], i64) -> Result<Vec<(usize, Vec<u8>, i64)>, String> + Send + Sync> DoFnExec
     for MapFn<F>
 {
-    fn prepare(&self, _: Vec<(String, Batch)>) -> Result<(), String> {
+    fn prepare(&self, _: Vec<(String, Batch)>) -> OpResult<()> {
         Ok(())
     }
-    fn process(&self, input: Batch) -> Result<Vec<Batch>, String> {
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
         let mut outs = vec![Batch::default(); self.1];
         for e in input.iter() {
             for (tag, v, ts) in (self.0)(e.value, e.timestamp)? {
@@ -113,10 +113,10 @@ fn parse_csv() -> Arc<dyn DoFnExec> {
 /// Formats grouped output "key\0<sum>" with its window.
 struct Collect(Arc<Mutex<Vec<String>>>);
 impl DoFnExec for Collect {
-    fn prepare(&self, _: Vec<(String, Batch)>) -> Result<(), String> {
+    fn prepare(&self, _: Vec<(String, Batch)>) -> OpResult<()> {
         Ok(())
     }
-    fn process(&self, input: Batch) -> Result<Vec<Batch>, String> {
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
         let mut v = self.0.lock().unwrap();
         for e in input.iter() {
             let w: Vec<_> = e.windows().collect();
@@ -510,7 +510,7 @@ fn cancellation_stops_the_job_and_commits_nothing() {
 
 struct SideUser(Mutex<Vec<u8>>);
 impl DoFnExec for SideUser {
-    fn prepare(&self, sides: Vec<(String, Batch)>) -> Result<(), String> {
+    fn prepare(&self, sides: Vec<(String, Batch)>) -> OpResult<()> {
         let mut all = Vec::new();
         for (tag, b) in sides {
             for e in b.iter() {
@@ -522,7 +522,7 @@ impl DoFnExec for SideUser {
         *self.0.lock().unwrap() = all;
         Ok(())
     }
-    fn process(&self, input: Batch) -> Result<Vec<Batch>, String> {
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
         let side = self.0.lock().unwrap().clone();
         let mut out = Batch::default();
         for e in input.iter() {

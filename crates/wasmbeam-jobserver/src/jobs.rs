@@ -16,14 +16,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use tokio::sync::{broadcast, watch};
-use wasmbeam_engine::{EngineError, Progress};
 use wasmbeam_plan::PipelineView;
 use wasmbeam_proto::job_management::v1::{job_message::MessageImportance, job_state};
 use wasmbeam_proto::pipeline::v1 as pb;
 use wasmbeam_proto::urns::standard_artifacts;
 use wasmbeam_proto::wasmbeam_urns;
-use wasmbeam_runner::{RunOptions, RunnerError};
-use wasmbeam_wasm_host::HostConfig;
+use wasmbeam_runner::{HostConfig, Progress, RunOptions, RunnerError};
 
 use crate::artifacts::ArtifactStore;
 use crate::config::{ServerConfig, Tenant};
@@ -445,7 +443,7 @@ impl Jobs {
                 );
                 self.set_state(job, job_state::Enum::Done);
             }
-            Ok(Err(RunnerError::Engine(EngineError::Cancelled))) => {
+            Ok(Err(RunnerError::Cancelled)) => {
                 let why = if self.shutting_down.load(Ordering::SeqCst) {
                     "the server shut down"
                 } else {
@@ -499,7 +497,7 @@ impl Jobs {
             .map_err(|e| RunnerError::Invalid(e.to_string()))?;
         let limits = policy::job_limits(tenant, &options).map_err(RunnerError::Invalid)?;
         if job.cancel.load(Ordering::SeqCst) {
-            return Err(RunnerError::Engine(EngineError::Cancelled));
+            return Err(RunnerError::Cancelled);
         }
         self.set_state(job, job_state::Enum::Running);
         let opts = RunOptions {

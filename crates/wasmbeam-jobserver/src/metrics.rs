@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use wasmbeam_engine::Progress;
 use wasmbeam_proto::job_management::v1::{GetJobMetricsResponse, MetricResults};
 use wasmbeam_proto::pipeline::v1::MonitoringInfo;
 use wasmbeam_proto::urns::{
     monitoring_info_specs::enum_ as spec, monitoring_info_type_urns::enum_ as ty,
 };
+use wasmbeam_runner::Progress;
 use wasmbeam_runner::RunSummary;
 
 fn varint(mut v: u64, out: &mut Vec<u8>) {

@@ -10,7 +10,7 @@ use prost_types::value::Kind;
 use wasmbeam_proto::pipeline::v1::Pipeline;
 use wasmbeam_proto::wasmbeam::v1 as ours;
 use wasmbeam_proto::wasmbeam_urns;
-use wasmbeam_wasm_host::{Grants, Limits};
+use wasmbeam_runner::{Grants, Limits};
 
 use crate::config::Tenant;
 

@@ -2,7 +2,7 @@
 //! count, sums, mean, min and max over Beam `varint` or `double` values.
 //! Accumulators are fixed-width big-endian bytes, private to the runner.
 
-use wasmbeam_engine::{CombineExec, Values};
+use wasmbeam_engine::{CombineExec, OpResult, Values};
 
 /// A built-in combine function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,13 +144,13 @@ impl Builtin {
 }
 
 impl CombineExec for Builtin {
-    fn create(&self) -> Result<Vec<u8>, String> {
+    fn create(&self) -> OpResult<Vec<u8>> {
         let mut v = Values::default();
         put_acc(self.identity(), 0, &mut v);
         Ok(v.data)
     }
 
-    fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> Result<Values, String> {
+    fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> OpResult<Values> {
         let mut out = Values {
             data: Vec::with_capacity(ends.len() * 16),
             offsets: Vec::with_capacity(ends.len() + 1),
@@ -171,7 +171,7 @@ impl CombineExec for Builtin {
         Ok(out)
     }
 
-    fn merge(&self, accs: &Values, ends: &[u32]) -> Result<Values, String> {
+    fn merge(&self, accs: &Values, ends: &[u32]) -> OpResult<Values> {
         let mut out = Values::default();
         let mut start = 0usize;
         for &end in ends {
@@ -191,7 +191,7 @@ impl CombineExec for Builtin {
         true
     }
 
-    fn add_input_in_place(&self, acc: &mut Vec<u8>, input: &[u8]) -> Result<(), String> {
+    fn add_input_in_place(&self, acc: &mut Vec<u8>, input: &[u8]) -> OpResult<()> {
         let (x, n) = self::acc(acc)?;
         let x = self.fold(x, input)?;
         acc[..8].copy_from_slice(&x.to_be_bytes());
@@ -199,7 +199,7 @@ impl CombineExec for Builtin {
         Ok(())
     }
 
-    fn extract(&self, accs: &Values) -> Result<Values, String> {
+    fn extract(&self, accs: &Values) -> OpResult<Values> {
         let mut out = Values::default();
         let mut b = Vec::with_capacity(10);
         for i in 0..accs.len() {
@@ -260,6 +260,7 @@ mod tests {
         assert!(c
             .add_inputs(&vals(&[&a0]), &vals(&[&[0x80]]), &[1])
             .unwrap_err()
+            .message()
             .contains("input 0"));
     }
 }

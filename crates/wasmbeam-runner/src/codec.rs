@@ -2,7 +2,7 @@
 //! this adapts a coder tree from `wasmbeam-coders` to the engine's `KvCodec`.
 
 use wasmbeam_coders::{Coder, Context, Reader};
-use wasmbeam_engine::KvCodec;
+use wasmbeam_engine::{KvCodec, OpResult};
 
 /// A `KvCodec` for a PCollection whose element coder is `kv<K, V>`.
 pub struct CoderKv {
@@ -64,7 +64,7 @@ pub fn outer_to_nested(coder: &Coder, outer: &[u8], out: &mut Vec<u8>) -> Result
 }
 
 impl KvCodec for CoderKv {
-    fn split<'a>(&self, kv: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), String> {
+    fn split<'a>(&self, kv: &'a [u8]) -> OpResult<(&'a [u8], &'a [u8])> {
         let mut r = Reader::new(kv);
         self.key
             .skip(&mut r, Context::Nested)
@@ -73,8 +73,8 @@ impl KvCodec for CoderKv {
         Ok((&kv[..at], &kv[at..]))
     }
 
-    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        outer_to_nested(&self.value, outer, out)
+    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()> {
+        Ok(outer_to_nested(&self.value, outer, out)?)
     }
 }
 
@@ -94,7 +94,11 @@ mod tests {
         let mut out = Vec::new();
         c.value_to_nested(v, &mut out).unwrap();
         assert_eq!(out, b"\x03xyz");
-        assert!(c.split(b"\x09ab").unwrap_err().contains("string_utf8"));
+        assert!(c
+            .split(b"\x09ab")
+            .unwrap_err()
+            .message()
+            .contains("string_utf8"));
         assert!(CoderKv::new(Coder::Bytes).is_err());
     }
 }

@@ -25,12 +25,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 pub use translate::{translate, TranslateOptions, Translated};
-use wasmbeam_engine::{EngineError, EngineOptions, Progress};
+pub use wasmbeam_engine::Progress;
+use wasmbeam_engine::{EngineError, EngineOptions};
 use wasmbeam_plan::Finding;
 use wasmbeam_proto::pipeline::v1::Pipeline;
-use wasmbeam_wasm_host::{
-    Grants, HostConfig, Interrupt, Limits, MemoryBudget, UdfHost, UserMetrics,
-};
+pub use wasmbeam_wasm_host::{Grants, HostConfig, Limits, UdfError, UserMetrics, CONTRACT_VERSION};
+use wasmbeam_wasm_host::{Interrupt, MemoryBudget, UdfHost};
 
 /// Why a pipeline did not run.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +54,40 @@ pub enum RunnerError {
     /// The WASM host could not start.
     #[error("cannot start the WASM host: {0}")]
     Host(String),
-    /// Execution failed or was cancelled.
+    /// A UDF failed: its typed cause says why (deadline, memory cap or
+    /// budget, trap, its own error, a bad output).
+    #[error("transform {transform:?} failed: {error}")]
+    Udf {
+        /// The transform's unique name.
+        transform: String,
+        /// What the UDF did.
+        error: UdfError,
+    },
+    /// The job was cancelled.
+    #[error("the job was cancelled")]
+    Cancelled,
+    /// Execution failed.
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(EngineError),
+}
+
+impl From<EngineError> for RunnerError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Cancelled => RunnerError::Cancelled,
+            EngineError::Op { transform, message } => {
+                match message.cause().and_then(|c| c.downcast_ref::<UdfError>()) {
+                    Some(u) if matches!(u, UdfError::Cancelled { .. }) => RunnerError::Cancelled,
+                    Some(u) => RunnerError::Udf {
+                        transform,
+                        error: u.clone(),
+                    },
+                    None => RunnerError::Engine(EngineError::Op { transform, message }),
+                }
+            }
+            other => RunnerError::Engine(other),
+        }
+    }
 }
 
 /// The default job memory budget for UDFs: 2 GiB.
@@ -171,4 +202,84 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
         spilled_bytes: r.spilled_bytes,
         stages: r.stages,
     })
+}
+
+/// A component file checked against the UDF contract, as `wasmbeam build`
+/// describes it.
+#[derive(Debug, Clone)]
+pub struct ComponentInfo {
+    /// `DoFn` or `CombineFn`.
+    pub kind: String,
+    /// Hex sha256 of the file.
+    pub sha256: String,
+}
+
+/// Compile `path` and check it against the UDF contract (no instance is
+/// started; nothing is cached).
+pub fn check_component(path: &std::path::Path) -> Result<ComponentInfo, UdfError> {
+    let host = UdfHost::new(HostConfig {
+        cache_dir: None,
+        ..HostConfig::default()
+    })
+    .map_err(|detail| UdfError::Compile {
+        name: path.display().to_string(),
+        detail,
+    })?;
+    let c = host.load_file(path)?;
+    Ok(ComponentInfo {
+        kind: c.kind().to_string(),
+        sha256: c.sha256().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmbeam_engine::OpError;
+
+    fn op(e: OpError) -> RunnerError {
+        EngineError::Op {
+            transform: "Split".into(),
+            message: e,
+        }
+        .into()
+    }
+
+    #[test]
+    fn udf_failures_keep_their_typed_cause_through_the_engine() {
+        let deadline = UdfError::Deadline {
+            name: "split.wasm".into(),
+            deadline: std::time::Duration::from_secs(3),
+        };
+        match op(OpError::new(deadline.clone())) {
+            RunnerError::Udf { transform, error } => {
+                assert_eq!(transform, "Split");
+                assert_eq!(error, deadline);
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = op(OpError::new(deadline)).to_string();
+        assert!(
+            text.starts_with(
+                "transform \"Split\" failed: UDF split.wasm exceeded the bundle deadline of 3s"
+            ),
+            "{text}"
+        );
+        // A UDF stopped by Cancel means the job was cancelled.
+        let cancelled = UdfError::Cancelled {
+            name: "split.wasm".into(),
+        };
+        assert!(matches!(
+            op(OpError::new(cancelled)),
+            RunnerError::Cancelled
+        ));
+        assert!(matches!(
+            RunnerError::from(EngineError::Cancelled),
+            RunnerError::Cancelled
+        ));
+        // Other failures stay engine errors with their message.
+        let plain = op(OpError::from("bad kv".to_string()));
+        assert!(matches!(plain, RunnerError::Engine(_)), "{plain:?}");
+        assert_eq!(plain.to_string(), "transform \"Split\" failed: bad kv");
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use wasmbeam_engine::{Batch, CombineExec, DoFnExec, Values, Window};
+use wasmbeam_engine::{Batch, CombineExec, DoFnExec, OpError, OpResult, Values, Window};
 use wasmbeam_wasm_host::{
     CombineFnPool, DoFnPool, DoFnSpec, InputBatch, OutputBatch, SideInput, SideInputKind,
     UdfComponent, INHERIT_TIMESTAMP, NO_SOURCE,
@@ -105,7 +105,7 @@ impl WasmDoFn {
 }
 
 impl DoFnExec for WasmDoFn {
-    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> Result<(), String> {
+    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
         let mut spec = self.spec.clone();
         for (tag, batch) in side_inputs {
             let kind = self
@@ -120,22 +120,22 @@ impl DoFnExec for WasmDoFn {
                 elements: to_input(batch),
             });
         }
-        let pool = DoFnPool::new(self.component.clone(), spec).map_err(|e| e.to_string())?;
+        let pool = DoFnPool::new(self.component.clone(), spec).map_err(OpError::new)?;
         *self.pool.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(pool));
         Ok(())
     }
 
-    fn process(&self, input: Batch) -> Result<Vec<Batch>, String> {
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
         let pool = self.pool()?;
         let input = to_input(input);
-        let mut inst = pool.acquire().map_err(|e| e.to_string())?;
+        let mut inst = pool.acquire().map_err(OpError::new)?;
         let processed = inst.process_bundle(&input);
         let finished = processed.as_ref().ok().map(|_| inst.finish_bundle());
         pool.release(inst);
-        let processed = processed.map_err(|e| e.to_string())?;
+        let processed = processed.map_err(OpError::new)?;
         let finished = finished
             .unwrap_or_else(|| Ok(OutputBatch::default()))
-            .map_err(|e| e.to_string())?;
+            .map_err(OpError::new)?;
         let n = self.spec.outputs.len().max(1);
         let mut outs: Vec<Batch> = (0..n)
             .map(|_| Batch::with_capacity(processed.values.len(), processed.values.data.len()))
@@ -163,11 +163,11 @@ impl WasmCombine {
         call: impl FnOnce(
             &mut wasmbeam_wasm_host::CombineFnInstance,
         ) -> Result<R, wasmbeam_wasm_host::UdfError>,
-    ) -> Result<R, String> {
-        let mut i = self.pool.acquire().map_err(|e| e.to_string())?;
+    ) -> OpResult<R> {
+        let mut i = self.pool.acquire().map_err(OpError::new)?;
         let r = call(&mut i);
         self.pool.release(i);
-        r.map_err(|e| e.to_string())
+        r.map_err(OpError::new)
     }
 }
 
@@ -186,18 +186,18 @@ fn from_host(v: wasmbeam_wasm_host::Values) -> Values {
 }
 
 impl CombineExec for WasmCombine {
-    fn create(&self) -> Result<Vec<u8>, String> {
+    fn create(&self) -> OpResult<Vec<u8>> {
         self.with_instance(|i| i.create_accumulator())
     }
-    fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> Result<Values, String> {
+    fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> OpResult<Values> {
         self.with_instance(|i| i.add_inputs(&to_host(accs), &to_host(inputs), ends))
             .map(from_host)
     }
-    fn merge(&self, accs: &Values, ends: &[u32]) -> Result<Values, String> {
+    fn merge(&self, accs: &Values, ends: &[u32]) -> OpResult<Values> {
         self.with_instance(|i| i.merge_accumulators(&to_host(accs), ends))
             .map(from_host)
     }
-    fn extract(&self, accs: &Values) -> Result<Values, String> {
+    fn extract(&self, accs: &Values) -> OpResult<Values> {
         self.with_instance(|i| i.extract_outputs(&to_host(accs)))
             .map(from_host)
     }

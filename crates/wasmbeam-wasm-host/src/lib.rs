@@ -18,7 +18,9 @@
 //!   milliseconds). It then checks the contract: the component must export
 //!   `wasmbeam:udf/dofn@0.2.0` or `wasmbeam:udf/combinefn@0.2.0`, and import
 //!   nothing but WASI and `wasmbeam:udf/host@0.2.0`; anything else is refused
-//!   with a message naming the version it was built for.
+//!   with a message naming the version it was built for. Compiled code goes
+//!   to the cache only once an instance of it has started, so a component
+//!   that cannot be instantiated is never cached.
 //! * [`DoFnPool`] / [`CombineFnPool`] hold set-up instances of one transform
 //!   (its component, config bytes, output tags and side inputs). A worker
 //!   thread takes an instance for a bundle and gives it back afterwards, so
@@ -26,8 +28,22 @@
 //!   A trap poisons a wasmtime store: that instance is dropped, never
 //!   returned, and the next acquisition builds a fresh one.
 //! * Limits per instance ([`Limits`]): linear memory cap, table elements,
-//!   instance/table/memory counts, max wasm stack, and a per-bundle deadline
-//!   enforced by epoch interruption. Every limit has a safe default.
+//!   instance/table/memory counts, max wasm stack, a per-call output cap,
+//!   and a per-call wall-clock deadline. Every limit has a safe default.
+//! * Time: the deadline is wall time. Epoch interruption checks it while
+//!   guest code runs; wasmbeam's own `wasi:clocks/monotonic-clock` (see
+//!   `clock.rs`) makes a guest's sleeps wake at the deadline or on Cancel,
+//!   so time blocked in a host call counts too.
+//! * Memory per job ([`MemoryBudget`]): one budget shared by all instances
+//!   of a job covers their linear memories together and the host-side
+//!   copies of the outputs they return ([`Reservation`], held by each
+//!   [`OutputBatch`] until it is dropped). One call's output is bounded by
+//!   [`Limits::max_output_bytes`], which is also the store's host-call fuel,
+//!   so an oversized output is refused while wasmtime copies it out of the
+//!   guest, before the host allocates it.
+//! * Outputs are checked before the runner sees them: offsets, tags and
+//!   sources, and timestamps against Beam's bounds (the end of the global
+//!   window for outputs in it).
 //! * Sandbox ([`Grants`]): WASI is linked but empty: no environment
 //!   variables, arguments, preopened directories, sockets or name lookup.
 //!   stdout/stderr are captured, capped, and forwarded to the job log.
