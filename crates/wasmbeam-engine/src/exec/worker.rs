@@ -1,0 +1,378 @@
+//! The worker loop: sources of bundles, pushing bundles through a stage's
+//! fused operations, and writing shuffles, sinks and collected outputs.
+
+use super::*;
+
+pub(super) enum Source {
+    Impulse,
+    Split(Split),
+    Partition(usize),
+    Stored(PcId),
+}
+
+/// State shared by all workers of a job.
+pub(super) struct Shared<'g> {
+    pub(super) g: &'g Graph,
+    pub(super) opts: &'g EngineOptions,
+    pub(super) shuffles: HashMap<usize, Shuffle>,
+    pub(super) sinks: HashMap<usize, StagedText>,
+    pub(super) collected: HashMap<PcId, Mutex<Vec<((u32, u32, u32), Batch)>>>,
+    pub(super) consumers: Vec<Vec<usize>>,
+    pub(super) counts: Vec<AtomicU64>,
+    pub(super) failed: Mutex<Option<EngineError>>,
+    pub(super) abort: AtomicBool,
+}
+
+impl Shared<'_> {
+    pub(super) fn fail(&self, e: EngineError) {
+        let mut f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            // Once cancelled, whatever else breaks (a UDF stopped mid-call)
+            // is a consequence of the cancellation.
+            let cancelled = self.opts.cancel.load(Ordering::SeqCst);
+            *f = Some(if cancelled { EngineError::Cancelled } else { e });
+        }
+        self.abort.store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn op_err(&self, op: usize, message: impl Into<OpError>) -> EngineError {
+        EngineError::Op {
+            transform: self.g.ops[op].name.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+pub(super) struct BundleCtx {
+    pub(super) stage: u32,
+    pub(super) source: u32,
+    pub(super) sub: u32,
+    pub(super) parts: u32,
+}
+
+pub(super) fn run_stage(sh: &Shared<'_>, si: u32, st: &Stage) -> Result<(), EngineError> {
+    let g = sh.g;
+    *sh.opts
+        .progress
+        .current
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = st.name.clone();
+    // Prepare ParDos with their side inputs.
+    for &o in &st.ops {
+        if let OpKind::ParDo { exec, side_inputs } = &g.ops[o].kind {
+            let mut sides = Vec::new();
+            for (tag, pc) in side_inputs {
+                sides.push((tag.clone(), gather(sh, *pc)));
+            }
+            exec.prepare(sides).map_err(|m| sh.op_err(o, m))?;
+        }
+    }
+    let (root_pc, sources): (Option<PcId>, Vec<Source>) = match st.root {
+        Root::Op(o) => match &g.ops[o].kind {
+            OpKind::Impulse => (g.ops[o].outputs.first().copied(), vec![Source::Impulse]),
+            OpKind::ReadText { patterns } => {
+                let splits = plan_splits(patterns).map_err(|m| sh.op_err(o, m))?;
+                (
+                    g.ops[o].outputs.first().copied(),
+                    splits.into_iter().map(Source::Split).collect(),
+                )
+            }
+            OpKind::GroupByKey { .. } => {
+                let n = sh.shuffles[&o].partitions();
+                (
+                    g.ops[o].outputs.first().copied(),
+                    (0..n).map(Source::Partition).collect(),
+                )
+            }
+            _ => {
+                return Err(EngineError::Plan(format!(
+                    "{} cannot start a stage",
+                    g.ops[o].name
+                )))
+            }
+        },
+        Root::Deferred(o) => (
+            g.ops[o].inputs.first().copied(),
+            vec![Source::Stored(g.ops[o].inputs[0])],
+        ),
+    };
+    let Some(root_pc) = root_pc else {
+        return Ok(());
+    };
+    let next = AtomicUsize::new(0);
+    let workers = sh.opts.workers.max(1).min(sources.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut local = Local::default();
+                loop {
+                    if sh.abort.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if sh.opts.cancel.load(Ordering::SeqCst) {
+                        sh.fail(EngineError::Cancelled);
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(src) = sources.get(i) else { break };
+                    if let Err(e) = run_source(sh, si, st, root_pc, i as u32, src, &mut local) {
+                        sh.fail(e);
+                        break;
+                    }
+                }
+                if let Err(e) = flush_local(sh, si, &mut local) {
+                    sh.fail(e);
+                }
+            });
+        }
+    });
+    match sh.failed.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Concatenate a collected PCollection in deterministic order.
+pub(super) fn gather(sh: &Shared<'_>, pc: PcId) -> Batch {
+    let mut parts = match sh.collected.get(&pc) {
+        Some(m) => m.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        None => Vec::new(),
+    };
+    parts.sort_by_key(|(k, _)| *k);
+    let mut all = Batch::default();
+    for (_, b) in &parts {
+        all.extend_from(b);
+    }
+    all
+}
+
+pub(super) fn run_source(
+    sh: &Shared<'_>,
+    si: u32,
+    st: &Stage,
+    root_pc: PcId,
+    source: u32,
+    src: &Source,
+    local: &mut Local,
+) -> Result<(), EngineError> {
+    let mut sub = 0u32;
+    let mut emit = |batch: Batch, local: &mut Local| -> Result<(), EngineError> {
+        if sh.abort.load(Ordering::Relaxed) {
+            return Err(sh
+                .failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or(EngineError::Cancelled));
+        }
+        let mut ctx = BundleCtx {
+            stage: si,
+            source,
+            sub,
+            parts: 0,
+        };
+        sub += 1;
+        sh.opts.progress.bundles.fetch_add(1, Ordering::Relaxed);
+        push(sh, st, root_pc, batch, &mut ctx, local)
+    };
+    match src {
+        Source::Impulse => {
+            let mut b = Batch::default();
+            b.push_global(&[], MIN_TIMESTAMP);
+            emit(b, local)
+        }
+        Source::Split(split) => {
+            let (Root::Op(root) | Root::Deferred(root)) = st.root;
+            let mut inner_err = None;
+            let r = read_split(split, |b| match emit(b, local) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    inner_err = Some(e);
+                    Err("stopped".into())
+                }
+            });
+            match (r, inner_err) {
+                (_, Some(e)) => Err(e),
+                (Err(m), None) => Err(sh.op_err(root, m)),
+                (Ok(()), None) => Ok(()),
+            }
+        }
+        Source::Partition(p) => {
+            let Root::Op(o) = st.root else { return Ok(()) };
+            group_partition(sh, o, *p, |b| emit(b, local))
+        }
+        Source::Stored(pc) => {
+            let parts = match sh.collected.get(pc) {
+                Some(m) => {
+                    let mut v = m.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    v.sort_by_key(|(k, _)| *k);
+                    v
+                }
+                None => Vec::new(),
+            };
+            for (_, b) in parts {
+                emit(b, local)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Send a bundle of `pc` through the stage's consumers.
+pub(super) fn push(
+    sh: &Shared<'_>,
+    st: &Stage,
+    pc: PcId,
+    batch: Batch,
+    ctx: &mut BundleCtx,
+    local: &mut Local,
+) -> Result<(), EngineError> {
+    let g = sh.g;
+    // A deferred ParDo's stage replays its collected input: not new elements.
+    let replay = matches!(st.root, Root::Deferred(o) if g.ops[o].inputs[0] == pc);
+    if !replay {
+        sh.counts[pc].fetch_add(batch.len() as u64, Ordering::Relaxed);
+        sh.opts
+            .progress
+            .elements
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Some(c) = sh.collected.get(&pc) {
+            c.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(((ctx.stage, ctx.source, ctx.sub), batch.clone()));
+        }
+    }
+    let consumers: Vec<usize> = sh.consumers[pc]
+        .iter()
+        .copied()
+        .filter(|&i| st.ops.contains(&i) || matches!(g.ops[i].kind, OpKind::GroupByKey { .. }))
+        .collect();
+    let last = consumers.len().saturating_sub(1);
+    let mut batch = Some(batch);
+    for (k, &c) in consumers.iter().enumerate() {
+        let input = if k == last {
+            batch.take().unwrap_or_default()
+        } else {
+            batch.as_ref().cloned().unwrap_or_default()
+        };
+        let op = &g.ops[c];
+        match &op.kind {
+            OpKind::GroupByKey {
+                codec,
+                window_fn,
+                combine,
+            } => {
+                let pre = combine.as_ref().filter(|_| !window_fn.is_merging());
+                shuffle_write(
+                    sh,
+                    c,
+                    codec.as_ref(),
+                    pre.map(|c| c.as_ref()),
+                    &input,
+                    ctx,
+                    local,
+                )?;
+            }
+            OpKind::ParDo { exec, .. } => {
+                let outs = exec.process(input).map_err(|m| sh.op_err(c, m))?;
+                if outs.len() != op.outputs.len() {
+                    return Err(sh.op_err(
+                        c,
+                        format!(
+                            "produced {} outputs, expected {}",
+                            outs.len(),
+                            op.outputs.len()
+                        ),
+                    ));
+                }
+                for (out, &opc) in outs.into_iter().zip(&op.outputs) {
+                    push(sh, st, opc, out, ctx, local)?;
+                }
+            }
+            OpKind::AssignWindows(wf) => {
+                let mut out = Batch::with_capacity(input.len(), input.data.len());
+                let mut ws = Vec::with_capacity(4);
+                for e in input.iter() {
+                    ws.clear();
+                    wf.assign(e.timestamp, &mut ws);
+                    out.push(e.value, e.timestamp, ws.iter().copied(), e.pane);
+                }
+                push(sh, st, op.outputs[0], out, ctx, local)?;
+            }
+            OpKind::Flatten | OpKind::Reshuffle => push(sh, st, op.outputs[0], input, ctx, local)?,
+            OpKind::WriteText(_) => {
+                let key = (ctx.stage, ctx.source, ctx.sub * 1024 + ctx.parts.min(1023));
+                ctx.parts += 1;
+                if let Some(s) = sh.sinks.get(&c) {
+                    s.write_part(key, &input).map_err(|m| sh.op_err(c, m))?;
+                }
+            }
+            OpKind::Impulse | OpKind::ReadText { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn shuffle_write(
+    sh: &Shared<'_>,
+    op: usize,
+    codec: &dyn KvCodec,
+    precombine: Option<&dyn CombineExec>,
+    batch: &Batch,
+    ctx: &BundleCtx,
+    local: &mut Local,
+) -> Result<(), EngineError> {
+    let shuffle = &sh.shuffles[&op];
+    let parts = shuffle.partitions();
+    if let Some(comb) = precombine {
+        return precombine_bundle(sh, op, codec, comb, batch, local);
+    }
+    let bufs = local
+        .bufs
+        .entry(op)
+        .or_insert_with(|| vec![Vec::new(); parts]);
+    for (i, e) in batch.iter().enumerate() {
+        let (key, value) = codec
+            .split(e.value)
+            .map_err(|m| sh.op_err(op, format!("element {i}: {m}")))?;
+        let p = partition_of(key, parts);
+        for (wi, w) in e.windows().enumerate() {
+            let seq = Seq {
+                stage: ctx.stage,
+                source: ctx.source,
+                sub: ctx.sub,
+                index: (i as u32).wrapping_mul(8).wrapping_add(wi as u32),
+            };
+            encode_record(
+                &mut bufs[p],
+                &Record {
+                    key,
+                    window: w,
+                    timestamp: e.timestamp,
+                    seq,
+                    value,
+                },
+            );
+        }
+        if bufs[p].len() >= LOCAL_FLUSH {
+            shuffle.append(p, &bufs[p]).map_err(|m| sh.op_err(op, m))?;
+            bufs[p].clear();
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn flush_local(sh: &Shared<'_>, _si: u32, local: &mut Local) -> Result<(), EngineError> {
+    let ops: Vec<usize> = local.precombine.keys().copied().collect();
+    for op in ops {
+        flush_precombine(sh, op, local)?;
+    }
+    for (op, bufs) in local.bufs.iter_mut() {
+        let shuffle = &sh.shuffles[op];
+        for (p, b) in bufs.iter_mut().enumerate() {
+            shuffle.append(p, b).map_err(|m| sh.op_err(*op, m))?;
+            b.clear();
+        }
+    }
+    Ok(())
+}
