@@ -11,21 +11,22 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 n="${1:-2000000}"
-cargo build --release --locked -q -p wasmbeam-cli
-bin="$root/target/release/wasmbeam"
+# Memory, not speed: the dev profile (dependencies optimised) is enough.
+cargo build --locked -q -p wasmbeam-cli
+bin="$root/target/debug/wasmbeam"
 export WASMBEAM_GUEST_TARGET_DIR="$root/target/wasm-guests"
 export WASMBEAM_CACHE_DIR="$root/target/wasm-cache"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 udf="$root/crates/wasmbeam-wasm-host/tests/udfs/modes"
-"$bin" build "$udf" >/dev/null
+"$bin" build "$udf" >/dev/null 2>&1
 
 pipeline() { # MODE
   cat > "$work/p.yaml" <<YAML
 pipeline:
   transforms:
     - {type: ReadFromText, name: Read, config: {path: $work/in.txt}}
-    - {type: ParDo, name: Udf, input: Read, config: {udf: $udf, config: $1, output_coder: bytes}}
+    - {type: ParDo, name: Udf, input: Read, config: {udf: $udf, config: $1, output_coder: string_utf8}}
     - {type: WriteToText, name: Write, input: Udf, config: {path: $work/out/result, num_shards: 1}}
 YAML
 }
@@ -40,7 +41,8 @@ peak_kib() { # ARGS... -> prints "peak_kib exit_code"
 
 echo "x" > "$work/in.txt"
 pipeline identity
-read -r base _ <<<"$(peak_kib --workers 1)"
+read -r base code <<<"$(peak_kib --workers 1)"
+[ "$code" = 0 ] || { cat "$work/err"; exit 1; }
 echo "baseline (identity, 1 element): peak RSS $((base / 1024)) MiB"
 
 echo "$n" > "$work/in.txt"
