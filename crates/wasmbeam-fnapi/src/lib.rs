@@ -1,0 +1,49 @@
+//! # wasmbeam-fnapi
+//!
+//! The runner side of Beam's Fn API: the gRPC services an SDK harness (a
+//! Python, Go or Java worker process) connects to, and a handle to drive
+//! each connected worker bundle by bundle.
+//!
+//! ## Design
+//!
+//! * [`FnApiServer::start`] binds one tonic server on a loopback port that
+//!   serves `BeamFnControl`, `BeamFnData` and `BeamFnLogging`. Harnesses are
+//!   told its address as their control, data and logging endpoints.
+//! * **Control.** A harness opens the `Control` stream with `worker_id`
+//!   metadata; the server keeps one [`Worker`] per id. Each instruction sent
+//!   gets a fresh id, and its response is matched back by that id.
+//!   `GetProcessBundleDescriptor` answers from the descriptors registered
+//!   with [`FnApiServer::register`].
+//! * **Data.** The harness opens its `Data` stream with the same metadata.
+//!   Inbound `Elements` are routed by instruction id to the bundle that
+//!   waits for them; outbound input is sent in messages of about
+//!   [`DATA_CHUNK_BYTES`], cut only between elements (a harness decodes
+//!   each message on its own), never one element per message.
+//! * **Bundles.** [`Worker::process_bundle`] sends the request and the
+//!   bundle's input for each data source transform (with `is_last`), then
+//!   waits for both the instruction's response and `is_last` on every data
+//!   sink transform of the descriptor. A harness that disconnects, or an
+//!   error in the response, fails the bundle with the harness's own text
+//!   (a Python traceback, for instance).
+//! * **Logging.** Log entries are kept per worker (capped at
+//!   [`LOG_LINES_KEPT`]) and forwarded to `tracing` (target
+//!   `wasmbeam::sdk`).
+//!
+//! What is not here yet: the State service (side inputs, user state), the
+//! provision and artifact services for workers, starting harnesses
+//! (environments), and splitting. The engine and the runner will drive this
+//! crate; it knows the Fn API protos only.
+//!
+//! Dependency rule: this crate depends on `wasmbeam-proto` alone.
+
+#![deny(missing_docs)]
+
+mod server;
+
+pub use server::{BundleInput, BundleOutput, FnApiError, FnApiServer, LogLine, Worker};
+
+/// Largest payload of one outbound `Elements` message.
+pub const DATA_CHUNK_BYTES: usize = 1 << 20;
+
+/// Log lines kept per worker; older ones are dropped.
+pub const LOG_LINES_KEPT: usize = 10_000;

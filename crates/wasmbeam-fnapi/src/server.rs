@@ -1,0 +1,639 @@
+//! The Fn API services and the per-worker handle.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use wasmbeam_proto::fn_execution::v1 as fn_api;
+use wasmbeam_proto::fn_execution::v1::beam_fn_control_server::{
+    BeamFnControl, BeamFnControlServer,
+};
+use wasmbeam_proto::fn_execution::v1::beam_fn_data_server::{BeamFnData, BeamFnDataServer};
+use wasmbeam_proto::fn_execution::v1::beam_fn_logging_server::{
+    BeamFnLogging, BeamFnLoggingServer,
+};
+use wasmbeam_proto::pipeline::v1 as pb;
+
+use crate::{DATA_CHUNK_BYTES, LOG_LINES_KEPT};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The URN of a runner-side data sink inside a bundle descriptor.
+const DATA_SINK: &str = "beam:runner:sink:v1";
+
+/// Why talking to a harness failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum FnApiError {
+    /// The server could not start.
+    #[error("cannot start the Fn API server: {0}")]
+    Start(String),
+    /// No harness with this id connected in time.
+    #[error("SDK harness {worker:?} did not connect its control and data streams within {waited:?}; check that it started and can reach {endpoint}")]
+    NoWorker {
+        /// The worker id waited for.
+        worker: String,
+        /// How long.
+        waited: Duration,
+        /// The endpoint it was given.
+        endpoint: String,
+    },
+    /// The harness went away mid-instruction.
+    #[error("SDK harness {worker:?} disconnected during instruction {instruction} ({what})")]
+    Disconnected {
+        /// The worker id.
+        worker: String,
+        /// The instruction in progress.
+        instruction: String,
+        /// What was being waited for.
+        what: String,
+    },
+    /// The harness answered with an error: its own text.
+    #[error("SDK harness {worker:?} failed instruction {instruction}: {error}")]
+    Harness {
+        /// The worker id.
+        worker: String,
+        /// The instruction.
+        instruction: String,
+        /// The harness's error (for Python, the traceback).
+        error: String,
+    },
+    /// The bundle referred to a descriptor that was never registered.
+    #[error("no process bundle descriptor {0:?} is registered")]
+    UnknownDescriptor(String),
+}
+
+/// One log line from a harness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Beam's severity enum value.
+    pub severity: i32,
+    /// The message, with the trace when there is one.
+    pub message: String,
+    /// The transform the line came from, when known.
+    pub transform_id: String,
+}
+
+/// A bundle's input for one data source transform.
+#[derive(Debug, Clone, Default)]
+pub struct BundleInput {
+    /// The data source transform (`beam:runner:source:v1`) it feeds.
+    pub transform_id: String,
+    /// The elements, encoded with the source's wire coder (nested), back
+    /// to back.
+    pub data: Vec<u8>,
+    /// The end offset of every element in `data`, ascending: messages are
+    /// cut only there, since harnesses decode each message on its own.
+    pub element_ends: Vec<usize>,
+}
+
+/// What one bundle produced.
+#[derive(Debug, Clone, Default)]
+pub struct BundleOutput {
+    /// Encoded output for each data sink transform, by transform id: the
+    /// concatenated elements, encoded with the sink's wire coder.
+    pub outputs: HashMap<String, Vec<u8>>,
+    /// The harness's response (metrics, residual roots, ...).
+    pub response: fn_api::ProcessBundleResponse,
+}
+
+/// Inbound data of one bundle.
+#[derive(Default)]
+struct Inbound {
+    data: HashMap<String, Vec<u8>>,
+    done: HashSet<String>,
+}
+
+struct WorkerConn {
+    requests: mpsc::UnboundedSender<Result<fn_api::InstructionRequest, Status>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<fn_api::InstructionResponse>>>,
+}
+
+struct Shared {
+    descriptors: Mutex<HashMap<String, pb_descriptor::Descriptor>>,
+    control: Mutex<HashMap<String, Arc<WorkerConn>>>,
+    data_out: Mutex<HashMap<String, mpsc::UnboundedSender<Result<fn_api::Elements, Status>>>>,
+    /// Inbound data by instruction id, and a wake-up for its bundle.
+    inbound: Mutex<HashMap<String, (Inbound, Arc<Notify>)>>,
+    logs: Mutex<HashMap<String, VecDeque<LogLine>>>,
+    arrived: Notify,
+    next_instruction: AtomicU64,
+}
+
+mod pb_descriptor {
+    /// A registered descriptor and its data sink transforms.
+    #[derive(Clone)]
+    pub struct Descriptor {
+        pub proto: super::fn_api::ProcessBundleDescriptor,
+        pub sinks: Vec<String>,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn worker_id<T>(req: &Request<T>) -> Result<String, Status> {
+    req.metadata()
+        .get("worker_id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .ok_or_else(|| {
+            Status::invalid_argument("the Fn API needs `worker_id` metadata on every stream")
+        })
+}
+
+/// The running Fn API server. Dropping it stops the server.
+pub struct FnApiServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl FnApiServer {
+    /// Bind `127.0.0.1:0` (or `addr`) and serve. Must be called inside a
+    /// tokio runtime.
+    pub async fn start(addr: Option<SocketAddr>) -> Result<Self, FnApiError> {
+        let addr = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| FnApiError::Start(format!("cannot bind {addr}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| FnApiError::Start(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            descriptors: Mutex::default(),
+            control: Mutex::default(),
+            data_out: Mutex::default(),
+            inbound: Mutex::default(),
+            logs: Mutex::default(),
+            arrived: Notify::new(),
+            next_instruction: AtomicU64::new(1),
+        });
+        let svc = Services(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let max = 64 << 20;
+        tokio::spawn(async move {
+            let r = tonic::transport::Server::builder()
+                .add_service(
+                    BeamFnControlServer::new(svc.clone())
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
+                .add_service(
+                    BeamFnDataServer::new(svc.clone())
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
+                .add_service(
+                    BeamFnLoggingServer::new(svc)
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!("Fn API server: {e}");
+            }
+        });
+        Ok(FnApiServer {
+            shared,
+            addr,
+            _stop: stop,
+        })
+    }
+
+    /// The address harnesses connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint as Beam's `ApiServiceDescriptor`.
+    pub fn endpoint(&self) -> pb::ApiServiceDescriptor {
+        pb::ApiServiceDescriptor {
+            url: self.addr.to_string(),
+            authentication: None,
+        }
+    }
+
+    /// Make a descriptor available to harnesses (by its id).
+    pub fn register(&self, d: fn_api::ProcessBundleDescriptor) {
+        let mut sinks: Vec<String> = d
+            .transforms
+            .iter()
+            .filter(|(_, t)| t.spec.as_ref().is_some_and(|s| s.urn == DATA_SINK))
+            .map(|(id, _)| id.clone())
+            .collect();
+        sinks.sort();
+        lock(&self.shared.descriptors)
+            .insert(d.id.clone(), pb_descriptor::Descriptor { proto: d, sinks });
+    }
+
+    /// Wait until harness `id` has connected its control stream. (Its
+    /// data stream follows with its first bundle: harnesses open it to the
+    /// address in the descriptor's data ports.)
+    pub async fn worker(&self, id: &str, timeout: Duration) -> Result<Worker, FnApiError> {
+        let wait = async {
+            loop {
+                let notified = self.shared.arrived.notified();
+                if let Some(conn) = lock(&self.shared.control).get(id).cloned() {
+                    return Worker {
+                        id: id.to_string(),
+                        shared: self.shared.clone(),
+                        conn,
+                    };
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| FnApiError::NoWorker {
+                worker: id.to_string(),
+                waited: timeout,
+                endpoint: self.addr.to_string(),
+            })
+    }
+
+    /// The log lines harness `id` sent so far (the newest [`LOG_LINES_KEPT`]).
+    pub fn logs(&self, id: &str) -> Vec<LogLine> {
+        lock(&self.shared.logs)
+            .get(id)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A connected SDK harness.
+#[derive(Clone)]
+pub struct Worker {
+    id: String,
+    shared: Arc<Shared>,
+    conn: Arc<WorkerConn>,
+}
+
+impl Worker {
+    /// The worker id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn next_id(&self) -> String {
+        format!(
+            "wb-{}",
+            self.shared.next_instruction.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    fn gone(&self, instruction_id: &str, what: &str) -> FnApiError {
+        FnApiError::Disconnected {
+            worker: self.id.clone(),
+            instruction: instruction_id.to_string(),
+            what: what.into(),
+        }
+    }
+
+    /// Send one instruction; the receiver yields its response.
+    fn send(
+        &self,
+        instruction_id: &str,
+        request: fn_api::instruction_request::Request,
+    ) -> Result<oneshot::Receiver<fn_api::InstructionResponse>, FnApiError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.conn.pending).insert(instruction_id.to_string(), tx);
+        let sent = self.conn.requests.send(Ok(fn_api::InstructionRequest {
+            instruction_id: instruction_id.to_string(),
+            request: Some(request),
+        }));
+        if sent.is_err() {
+            lock(&self.conn.pending).remove(instruction_id);
+            return Err(self.gone(instruction_id, "sending the instruction"));
+        }
+        Ok(rx)
+    }
+
+    /// A response, or the harness's error.
+    fn answered(
+        &self,
+        instruction_id: &str,
+        resp: Result<fn_api::InstructionResponse, oneshot::error::RecvError>,
+    ) -> Result<fn_api::InstructionResponse, FnApiError> {
+        let resp = resp.map_err(|_| self.gone(instruction_id, "waiting for the response"))?;
+        if !resp.error.is_empty() {
+            return Err(FnApiError::Harness {
+                worker: self.id.clone(),
+                instruction: instruction_id.to_string(),
+                error: resp.error,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// The worker's data stream, once it has connected (or `None` while the
+    /// control stream is still open but data has not come).
+    fn data_stream(&self) -> Option<mpsc::UnboundedSender<Result<fn_api::Elements, Status>>> {
+        lock(&self.shared.data_out)
+            .get(&self.id)
+            .filter(|t| !t.is_closed())
+            .cloned()
+    }
+
+    /// Run one bundle of descriptor `descriptor_id`: `inputs` holds the
+    /// encoded elements for each data source transform (by transform id).
+    pub async fn process_bundle(
+        &self,
+        descriptor_id: &str,
+        inputs: Vec<BundleInput>,
+    ) -> Result<BundleOutput, FnApiError> {
+        let sinks = lock(&self.shared.descriptors)
+            .get(descriptor_id)
+            .map(|d| d.sinks.clone())
+            .ok_or_else(|| FnApiError::UnknownDescriptor(descriptor_id.to_string()))?;
+        let instruction_id = self.next_id();
+        let wake = Arc::new(Notify::new());
+        lock(&self.shared.inbound)
+            .insert(instruction_id.clone(), (Inbound::default(), wake.clone()));
+        let result = self
+            .run_bundle(&instruction_id, descriptor_id, inputs, &sinks, &wake)
+            .await;
+        lock(&self.shared.inbound).remove(&instruction_id);
+        result
+    }
+
+    async fn run_bundle(
+        &self,
+        instruction_id: &str,
+        descriptor_id: &str,
+        inputs: Vec<BundleInput>,
+        sinks: &[String],
+        wake: &Notify,
+    ) -> Result<BundleOutput, FnApiError> {
+        let mut response = self.send(
+            instruction_id,
+            fn_api::instruction_request::Request::ProcessBundle(fn_api::ProcessBundleRequest {
+                process_bundle_descriptor_id: descriptor_id.to_string(),
+                ..Default::default()
+            }),
+        )?;
+        // The harness opens its data stream when it first needs it; wait
+        // for it, unless the instruction ends first (an error, or a harness
+        // that went away).
+        let mut early = None;
+        let data = loop {
+            let notified = self.shared.arrived.notified();
+            if let Some(d) = self.data_stream() {
+                break Some(d);
+            }
+            tokio::select! {
+                r = &mut response => { early = Some(r); break None; }
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if self.conn.requests.is_closed() {
+                        return Err(self.gone(instruction_id, "waiting for its data stream"));
+                    }
+                }
+            }
+        };
+        if let Some(data) = &data {
+            // Payload first; `is_last` goes in an entry of its own, as
+            // harnesses ignore the data of an entry that ends the stream.
+            for input in inputs {
+                let mut start = 0;
+                let mut cut = 0;
+                for &end in &input.element_ends {
+                    if end - start > DATA_CHUNK_BYTES && cut > start {
+                        let chunk = input.data[start..cut].to_vec();
+                        send_data(data, instruction_id, &input.transform_id, chunk, false);
+                        start = cut;
+                    }
+                    cut = end;
+                }
+                let rest = input.data[start..].to_vec();
+                send_data(data, instruction_id, &input.transform_id, rest, true);
+            }
+        }
+        let resp = match early {
+            Some(r) => r,
+            None => response.await,
+        };
+        let resp = self.answered(instruction_id, resp)?;
+        let outputs = self.await_sinks(instruction_id, sinks, wake).await?;
+        let response = match resp.response {
+            Some(fn_api::instruction_response::Response::ProcessBundle(r)) => r,
+            _ => Default::default(),
+        };
+        Ok(BundleOutput { outputs, response })
+    }
+
+    /// Wait for `is_last` on every sink, then take the bundle's data.
+    async fn await_sinks(
+        &self,
+        instruction_id: &str,
+        sinks: &[String],
+        wake: &Notify,
+    ) -> Result<HashMap<String, Vec<u8>>, FnApiError> {
+        loop {
+            let notified = wake.notified();
+            {
+                let mut inbound = lock(&self.shared.inbound);
+                let Some((bundle, _)) = inbound.get_mut(instruction_id) else {
+                    return Err(FnApiError::Disconnected {
+                        worker: self.id.clone(),
+                        instruction: instruction_id.to_string(),
+                        what: "waiting for output data".into(),
+                    });
+                };
+                if sinks.iter().all(|s| bundle.done.contains(s)) {
+                    return Ok(std::mem::take(&mut bundle.data));
+                }
+            }
+            if self.data_stream().is_none() {
+                return Err(FnApiError::Disconnected {
+                    worker: self.id.clone(),
+                    instruction: instruction_id.to_string(),
+                    what: "waiting for output data".into(),
+                });
+            }
+            // Wake at least now and then to notice a closed data stream.
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+}
+
+fn send_data(
+    data: &mpsc::UnboundedSender<Result<fn_api::Elements, Status>>,
+    instruction_id: &str,
+    transform_id: &str,
+    bytes: Vec<u8>,
+    then_last: bool,
+) {
+    let entry = |data: Vec<u8>, is_last: bool| fn_api::elements::Data {
+        instruction_id: instruction_id.to_string(),
+        transform_id: transform_id.to_string(),
+        data,
+        is_last,
+    };
+    let mut entries = Vec::with_capacity(2);
+    if !bytes.is_empty() {
+        entries.push(entry(bytes, false));
+    }
+    if then_last {
+        entries.push(entry(Vec::new(), true));
+    }
+    let _ = data.send(Ok(fn_api::Elements {
+        data: entries,
+        timers: vec![],
+    }));
+}
+
+#[derive(Clone)]
+struct Services(Arc<Shared>);
+
+#[tonic::async_trait]
+impl BeamFnControl for Services {
+    type ControlStream = BoxStream<fn_api::InstructionRequest>;
+
+    async fn control(
+        &self,
+        request: Request<Streaming<fn_api::InstructionResponse>>,
+    ) -> Result<Response<Self::ControlStream>, Status> {
+        let id = worker_id(&request)?;
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let conn = Arc::new(WorkerConn {
+            requests: tx,
+            pending: Mutex::default(),
+        });
+        lock(&self.0.control).insert(id.clone(), conn.clone());
+        self.0.arrived.notify_waiters();
+        tracing::debug!(worker = %id, "SDK harness connected its control stream");
+        let shared = self.0.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = inbound.next().await {
+                match msg {
+                    Ok(resp) => {
+                        if let Some(tx) = lock(&conn.pending).remove(&resp.instruction_id) {
+                            let _ = tx.send(resp);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(worker = %id, "control stream ended: {e}");
+                        break;
+                    }
+                }
+            }
+            // Waiting instructions fail (their senders drop); the worker is gone.
+            lock(&conn.pending).clear();
+            let mut control = lock(&shared.control);
+            if control.get(&id).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+                control.remove(&id);
+            }
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    async fn get_process_bundle_descriptor(
+        &self,
+        request: Request<fn_api::GetProcessBundleDescriptorRequest>,
+    ) -> Result<Response<fn_api::ProcessBundleDescriptor>, Status> {
+        let id = request.into_inner().process_bundle_descriptor_id;
+        lock(&self.0.descriptors)
+            .get(&id)
+            .map(|d| Response::new(d.proto.clone()))
+            .ok_or_else(|| Status::not_found(format!("no process bundle descriptor {id:?}")))
+    }
+}
+
+#[tonic::async_trait]
+impl BeamFnData for Services {
+    type DataStream = BoxStream<fn_api::Elements>;
+
+    async fn data(
+        &self,
+        request: Request<Streaming<fn_api::Elements>>,
+    ) -> Result<Response<Self::DataStream>, Status> {
+        let id = worker_id(&request)?;
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.0.data_out).insert(id.clone(), tx.clone());
+        self.0.arrived.notify_waiters();
+        let shared = self.0.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(elements)) = inbound.next().await {
+                let mut inbound = lock(&shared.inbound);
+                for d in elements.data {
+                    if let Some((bundle, wake)) = inbound.get_mut(&d.instruction_id) {
+                        bundle
+                            .data
+                            .entry(d.transform_id.clone())
+                            .or_default()
+                            .extend_from_slice(&d.data);
+                        if d.is_last {
+                            bundle.done.insert(d.transform_id);
+                        }
+                        wake.notify_one();
+                    }
+                }
+            }
+            let mut out = lock(&shared.data_out);
+            if out.get(&id).is_some_and(|t| t.same_channel(&tx)) {
+                out.remove(&id);
+            }
+            // Bundles waiting on this worker notice the closed stream.
+            for (_, wake) in lock(&shared.inbound).values() {
+                wake.notify_one();
+            }
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+}
+
+#[tonic::async_trait]
+impl BeamFnLogging for Services {
+    type LoggingStream = BoxStream<fn_api::LogControl>;
+
+    async fn logging(
+        &self,
+        request: Request<Streaming<fn_api::log_entry::List>>,
+    ) -> Result<Response<Self::LoggingStream>, Status> {
+        let id = worker_id(&request).unwrap_or_else(|_| "unknown".into());
+        let mut inbound = request.into_inner();
+        let shared = self.0.clone();
+        // Nothing is sent back; the reply stream stays open while the
+        // harness logs, and closes when its log stream ends.
+        let (keep_open, rx) = mpsc::unbounded_channel::<Result<fn_api::LogControl, Status>>();
+        tokio::spawn(async move {
+            let _keep_open = keep_open;
+            while let Some(Ok(list)) = inbound.next().await {
+                let mut logs = lock(&shared.logs);
+                let q = logs.entry(id.clone()).or_default();
+                for e in list.log_entries {
+                    let mut message = e.message;
+                    if !e.trace.is_empty() {
+                        message.push('\n');
+                        message.push_str(&e.trace);
+                    }
+                    tracing::info!(target: "wasmbeam::sdk", worker = %id, transform = %e.transform_id, severity = e.severity, "{message}");
+                    if q.len() >= LOG_LINES_KEPT {
+                        q.pop_front();
+                    }
+                    q.push_back(LogLine {
+                        severity: e.severity,
+                        message,
+                        transform_id: e.transform_id,
+                    });
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+}
