@@ -29,17 +29,23 @@
 //!   [`LOG_LINES_KEPT`]) and forwarded to `tracing` (target
 //!   `wasmbeam::sdk`).
 //!
+//! * **Environments** (`environments.rs`): harnesses started as processes
+//!   (Beam's boot flags, or the Python SDK harness from a venv), or through
+//!   an external worker pool's `StartWorker`/`StopWorker` (EXTERNAL and
+//!   LOOPBACK).
+//!
 //! What is not here yet: the State service (side inputs, user state), the
-//! provision and artifact services for workers, starting harnesses
-//! (environments), and splitting. The engine and the runner will drive this
+//! provision and artifact services for workers, and splitting. The engine and the runner will drive this
 //! crate; it knows the Fn API protos only.
 //!
 //! Dependency rule: this crate depends on `wasmbeam-proto` alone.
 
 #![deny(missing_docs)]
 
+mod environments;
 mod server;
 
+pub use environments::{Endpoints, ExternalWorkerPool, ProcessWorker};
 pub use server::{BundleInput, BundleOutput, FnApiError, FnApiServer, LogLine, Worker};
 
 /// Largest payload of one outbound `Elements` message.

@@ -264,6 +264,13 @@ impl FnApiServer {
             })
     }
 
+    /// True while harness `id` has its control stream open.
+    pub fn is_connected(&self, id: &str) -> bool {
+        lock(&self.shared.control)
+            .get(id)
+            .is_some_and(|c| !c.requests.is_closed())
+    }
+
     /// The log lines harness `id` sent so far (the newest [`LOG_LINES_KEPT`]).
     pub fn logs(&self, id: &str) -> Vec<LogLine> {
         lock(&self.shared.logs)

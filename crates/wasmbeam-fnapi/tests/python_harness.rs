@@ -5,11 +5,12 @@
 //! the Python traceback; a harness that dies fails the bundle, no hang.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use wasmbeam_coders::{Coder, Context, PaneInfo, Reader, Value};
-use wasmbeam_fnapi::{BundleInput, FnApiError, FnApiServer};
+use wasmbeam_fnapi::{
+    BundleInput, Endpoints, ExternalWorkerPool, FnApiError, FnApiServer, ProcessWorker,
+};
 use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
 use wasmbeam_proto::prost::Message;
@@ -21,38 +22,20 @@ fn repo() -> PathBuf {
         .unwrap()
 }
 
-/// The Python SDK harness, started the way a PROCESS environment starts it.
-struct Harness(Child);
-
-impl Harness {
-    fn start(endpoint: &str, worker_id: &str, dir: &std::path::Path) -> Harness {
-        let python = repo().join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/bootstrap.sh (the README's test command does)",
-            python.display()
-        );
-        let descriptor = format!("url: \"{endpoint}\"");
-        let child = Command::new(python)
-            .args(["-m", "apache_beam.runners.worker.sdk_worker_main"])
-            .env("CONTROL_API_SERVICE_DESCRIPTOR", &descriptor)
-            .env("LOGGING_API_SERVICE_DESCRIPTOR", &descriptor)
-            .env("WORKER_ID", worker_id)
-            .env("PIPELINE_OPTIONS", "{}")
-            .env("SEMI_PERSISTENT_DIRECTORY", dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Python SDK harness");
-        Harness(child)
-    }
+fn python() -> PathBuf {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/bootstrap.sh (the README's test command does)",
+        python.display()
+    );
+    python
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The Python SDK harness from the project's venv.
+fn harness(server: &FnApiServer, worker_id: &str, dir: &std::path::Path) -> ProcessWorker {
+    let ep = Endpoints::all_at(&server.endpoint().url);
+    ProcessWorker::python(&python(), worker_id, &ep, "{}", dir).unwrap()
 }
 
 fn fixture() -> pb::Pipeline {
@@ -221,7 +204,7 @@ async fn pickled_python_dofns_run_in_the_real_sdk_harness_bundle_by_bundle() {
     // Split is `str.split`-like: an int input makes it raise in Python.
     server.register(descriptor("split-ints", &ep, "Split", "varint", "str"));
     let dir = tempfile::tempdir().unwrap();
-    let _harness = Harness::start(&ep.url, "py-1", dir.path());
+    let _harness = harness(&server, "py-1", dir.path());
     let worker = server
         .worker("py-1", Duration::from_secs(120))
         .await
@@ -294,7 +277,7 @@ async fn a_harness_that_dies_fails_the_bundle_instead_of_hanging() {
     let ep = server.endpoint();
     server.register(descriptor("pair", &ep, "PairWithOne", "str", "kv"));
     let dir = tempfile::tempdir().unwrap();
-    let mut harness = Harness::start(&ep.url, "py-dies", dir.path());
+    let harness = harness(&server, "py-dies", dir.path());
     let worker = server
         .worker("py-dies", Duration::from_secs(120))
         .await
@@ -303,8 +286,7 @@ async fn a_harness_that_dies_fails_the_bundle_instead_of_hanging() {
         .process_bundle("pair", encode(&[Value::string("a")], Coder::StringUtf8))
         .await
         .unwrap();
-    harness.0.kill().unwrap();
-    harness.0.wait().unwrap();
+    drop(harness); // killed
     let started = std::time::Instant::now();
     let err = tokio::time::timeout(
         Duration::from_secs(30),
@@ -327,4 +309,98 @@ async fn a_harness_that_dies_fails_the_bundle_instead_of_hanging() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("did not connect"), "{err}");
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_worker_pool_starts_and_stops_harnesses() {
+    let server = FnApiServer::start(None).await.unwrap();
+    let ep = server.endpoint();
+    server.register(descriptor("pair", &ep, "PairWithOne", "str", "kv"));
+    // Beam's own worker pool (what EXTERNAL environments point at); it
+    // starts each worker with the `python` on PATH, so the venv goes first.
+    let port = free_port();
+    let venv_bin = repo().join(".venv/bin");
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let pool_process = std::process::Command::new(python())
+        .args([
+            "-m",
+            "apache_beam.runners.worker.worker_pool_main",
+            &format!("--service_port={port}"),
+        ])
+        .env("PATH", path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _pool_process = Kill(pool_process);
+    let address = format!("127.0.0.1:{port}");
+    let mut pool = None;
+    for _ in 0..300 {
+        match ExternalWorkerPool::connect(&address, Duration::from_secs(2)).await {
+            Ok(p) => {
+                pool = Some(p);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut pool = pool.expect("the worker pool never listened");
+    pool.start_worker("ext-1", &Endpoints::all_at(&ep.url), Default::default())
+        .await
+        .unwrap();
+    let worker = server
+        .worker("ext-1", Duration::from_secs(120))
+        .await
+        .unwrap();
+    let out = worker
+        .process_bundle(
+            "pair",
+            encode(&[Value::string("pooled")], Coder::StringUtf8),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        decode(&out.outputs["sink"], kv_coder()),
+        [(Value::kv(Value::string("pooled"), Value::Int64(1)), 1000)]
+    );
+    // StopWorker ends the harness: its control stream closes.
+    pool.stop_worker("ext-1").await.unwrap();
+    let stopped = std::time::Instant::now();
+    while server.is_connected("ext-1") {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "the harness kept running after StopWorker"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An unreachable pool is named in the error.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let err = ExternalWorkerPool::connect(&dead, Duration::from_secs(2))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains(&dead) && err.to_string().contains("external worker pool"),
+        "{err}"
+    );
 }

@@ -1,0 +1,263 @@
+//! Starting SDK harnesses the ways Beam environments describe:
+//!
+//! * **PROCESS** ([`ProcessWorker::boot`]): a command started with Beam's
+//!   boot flags (`--id`, `--control_endpoint`, `--logging_endpoint`,
+//!   `--artifact_endpoint`, `--provision_endpoint`).
+//! * **Python from a venv** ([`ProcessWorker::python`]): the Beam Python SDK
+//!   harness module started directly with its environment variables, so a
+//!   user needs no wrapper script.
+//! * **EXTERNAL / LOOPBACK** ([`ExternalWorkerPool`]): `StartWorker` and
+//!   `StopWorker` on a `BeamFnExternalWorkerPool` service (the one the
+//!   Python client starts for `--environment_type=LOOPBACK`, or a pool the
+//!   user runs).
+//!
+//! A process worker is killed when its handle is dropped, so no harness
+//! outlives the job that started it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use wasmbeam_proto::fn_execution::v1 as fn_api;
+use wasmbeam_proto::fn_execution::v1::beam_fn_external_worker_pool_client::BeamFnExternalWorkerPoolClient;
+use wasmbeam_proto::pipeline::v1 as pb;
+
+use crate::FnApiError;
+
+/// The runner endpoints a harness is given.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    /// Control (and, in wasmbeam, data, logging and state) endpoint.
+    pub control: String,
+    /// Logging endpoint.
+    pub logging: String,
+    /// Artifact retrieval endpoint, when the runner serves one.
+    pub artifact: Option<String>,
+    /// Provision endpoint, when the runner serves one.
+    pub provision: Option<String>,
+}
+
+impl Endpoints {
+    /// Every service at one address (what [`crate::FnApiServer`] serves).
+    pub fn all_at(addr: &str) -> Self {
+        Endpoints {
+            control: addr.into(),
+            logging: addr.into(),
+            artifact: None,
+            provision: None,
+        }
+    }
+}
+
+fn descriptor(url: &str) -> pb::ApiServiceDescriptor {
+    pb::ApiServiceDescriptor {
+        url: url.into(),
+        authentication: None,
+    }
+}
+
+/// A harness running as a child process; killed on drop.
+pub struct ProcessWorker {
+    worker_id: String,
+    child: Child,
+}
+
+impl ProcessWorker {
+    /// Start `command` (split on whitespace: program then arguments) with
+    /// Beam's boot flags, as a PROCESS environment does. `env` is added to
+    /// the child's environment.
+    pub fn boot(
+        command: &str,
+        env: &HashMap<String, String>,
+        worker_id: &str,
+        endpoints: &Endpoints,
+    ) -> Result<Self, FnApiError> {
+        let mut parts = command.split_whitespace();
+        let program = parts.next().ok_or_else(|| {
+            FnApiError::Start("the PROCESS environment's command is empty".into())
+        })?;
+        let mut c = Command::new(program);
+        c.args(parts)
+            .arg(format!("--id={worker_id}"))
+            .arg(format!("--control_endpoint={}", endpoints.control))
+            .arg(format!("--logging_endpoint={}", endpoints.logging));
+        if let Some(a) = &endpoints.artifact {
+            c.arg(format!("--artifact_endpoint={a}"));
+        }
+        if let Some(p) = &endpoints.provision {
+            c.arg(format!("--provision_endpoint={p}"));
+        }
+        c.envs(env).stdin(Stdio::null());
+        Self::spawn(c, worker_id, command)
+    }
+
+    /// Start the Beam Python SDK harness of `python` (an interpreter with
+    /// apache-beam installed) for `worker_id`, with the pipeline options as
+    /// JSON and a scratch directory.
+    pub fn python(
+        python: &Path,
+        worker_id: &str,
+        endpoints: &Endpoints,
+        options_json: &str,
+        scratch: &Path,
+    ) -> Result<Self, FnApiError> {
+        let mut c = Command::new(python);
+        c.args(["-m", "apache_beam.runners.worker.sdk_worker_main"])
+            .env(
+                "CONTROL_API_SERVICE_DESCRIPTOR",
+                format!("url: \"{}\"", endpoints.control),
+            )
+            .env(
+                "LOGGING_API_SERVICE_DESCRIPTOR",
+                format!("url: \"{}\"", endpoints.logging),
+            )
+            .env("WORKER_ID", worker_id)
+            .env("PIPELINE_OPTIONS", options_json)
+            .env("SEMI_PERSISTENT_DIRECTORY", scratch)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        Self::spawn(c, worker_id, &python.display().to_string())
+    }
+
+    fn spawn(mut c: Command, worker_id: &str, what: &str) -> Result<Self, FnApiError> {
+        c.stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(|e| {
+            FnApiError::Start(format!(
+                "cannot start SDK harness {worker_id:?} with {what}: {e}"
+            ))
+        })?;
+        // The harness's stderr goes to the log (target `wasmbeam::sdk`).
+        if let Some(err) = child.stderr.take() {
+            let id = worker_id.to_string();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    tracing::debug!(target: "wasmbeam::sdk", worker = %id, "{line}");
+                }
+            });
+        }
+        Ok(ProcessWorker {
+            worker_id: worker_id.into(),
+            child,
+        })
+    }
+
+    /// The worker id it was started with.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for ProcessWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client of a `BeamFnExternalWorkerPool` (EXTERNAL and LOOPBACK
+/// environments).
+pub struct ExternalWorkerPool {
+    address: String,
+    client: BeamFnExternalWorkerPoolClient<tonic::transport::Channel>,
+}
+
+impl ExternalWorkerPool {
+    /// Connect to the pool at `address` (`HOST:PORT`).
+    pub async fn connect(address: &str, timeout: Duration) -> Result<Self, FnApiError> {
+        let url = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("http://{address}")
+        };
+        let unreachable = |e: String| {
+            FnApiError::Start(format!(
+                "cannot reach the external worker pool at {address} (the environment_config of an EXTERNAL or LOOPBACK environment): {e}"
+            ))
+        };
+        let endpoint = tonic::transport::Endpoint::from_shared(url)
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(ExternalWorkerPool {
+            address: address.into(),
+            client: BeamFnExternalWorkerPoolClient::new(channel),
+        })
+    }
+
+    /// Ask the pool to start harness `worker_id` against `endpoints`.
+    pub async fn start_worker(
+        &mut self,
+        worker_id: &str,
+        endpoints: &Endpoints,
+        params: HashMap<String, String>,
+    ) -> Result<(), FnApiError> {
+        let req = fn_api::StartWorkerRequest {
+            worker_id: worker_id.into(),
+            control_endpoint: Some(descriptor(&endpoints.control)),
+            logging_endpoint: Some(descriptor(&endpoints.logging)),
+            artifact_endpoint: endpoints.artifact.as_deref().map(descriptor),
+            provision_endpoint: endpoints.provision.as_deref().map(descriptor),
+            params,
+        };
+        let resp = self
+            .client
+            .start_worker(req)
+            .await
+            .map_err(|s| {
+                FnApiError::Start(format!(
+                    "the external worker pool at {} refused StartWorker for {worker_id:?}: {}",
+                    self.address,
+                    s.message()
+                ))
+            })?
+            .into_inner();
+        if !resp.error.is_empty() {
+            return Err(FnApiError::Start(format!(
+                "the external worker pool at {} could not start {worker_id:?}: {}",
+                self.address, resp.error
+            )));
+        }
+        Ok(())
+    }
+
+    /// Ask the pool to stop harness `worker_id`.
+    pub async fn stop_worker(&mut self, worker_id: &str) -> Result<(), FnApiError> {
+        let resp = self
+            .client
+            .stop_worker(fn_api::StopWorkerRequest {
+                worker_id: worker_id.into(),
+            })
+            .await
+            .map_err(|s| {
+                FnApiError::Start(format!(
+                    "the external worker pool at {} refused StopWorker for {worker_id:?}: {}",
+                    self.address,
+                    s.message()
+                ))
+            })?
+            .into_inner();
+        if !resp.error.is_empty() {
+            return Err(FnApiError::Start(format!(
+                "the external worker pool at {} could not stop {worker_id:?}: {}",
+                self.address, resp.error
+            )));
+        }
+        Ok(())
+    }
+}
