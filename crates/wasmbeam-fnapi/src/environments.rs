@@ -215,49 +215,35 @@ impl ExternalWorkerPool {
             provision_endpoint: endpoints.provision.as_deref().map(descriptor),
             params,
         };
-        let resp = self
-            .client
-            .start_worker(req)
-            .await
-            .map_err(|s| {
-                FnApiError::Start(format!(
-                    "the external worker pool at {} refused StartWorker for {worker_id:?}: {}",
-                    self.address,
-                    s.message()
-                ))
-            })?
-            .into_inner();
-        if !resp.error.is_empty() {
-            return Err(FnApiError::Start(format!(
-                "the external worker pool at {} could not start {worker_id:?}: {}",
-                self.address, resp.error
-            )));
-        }
-        Ok(())
+        let resp = self.client.start_worker(req).await;
+        self.answered("StartWorker", worker_id, resp.map(|r| r.into_inner().error))
     }
 
     /// Ask the pool to stop harness `worker_id`.
     pub async fn stop_worker(&mut self, worker_id: &str) -> Result<(), FnApiError> {
-        let resp = self
-            .client
-            .stop_worker(fn_api::StopWorkerRequest {
-                worker_id: worker_id.into(),
-            })
-            .await
-            .map_err(|s| {
-                FnApiError::Start(format!(
-                    "the external worker pool at {} refused StopWorker for {worker_id:?}: {}",
-                    self.address,
-                    s.message()
-                ))
-            })?
-            .into_inner();
-        if !resp.error.is_empty() {
-            return Err(FnApiError::Start(format!(
-                "the external worker pool at {} could not stop {worker_id:?}: {}",
-                self.address, resp.error
-            )));
-        }
-        Ok(())
+        let req = fn_api::StopWorkerRequest {
+            worker_id: worker_id.into(),
+        };
+        let resp = self.client.stop_worker(req).await;
+        self.answered("StopWorker", worker_id, resp.map(|r| r.into_inner().error))
+    }
+
+    /// A pool's answer to `call`: a gRPC failure, or the error text of its
+    /// response, becomes an error naming the pool and the worker.
+    fn answered(
+        &self,
+        call: &str,
+        worker_id: &str,
+        error: Result<String, tonic::Status>,
+    ) -> Result<(), FnApiError> {
+        let why = match error {
+            Ok(e) if e.is_empty() => return Ok(()),
+            Ok(e) => e,
+            Err(s) => s.message().to_string(),
+        };
+        Err(FnApiError::Start(format!(
+            "the external worker pool at {} failed {call} for {worker_id:?}: {why}",
+            self.address
+        )))
     }
 }
