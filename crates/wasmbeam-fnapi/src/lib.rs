@@ -7,7 +7,8 @@
 //! ## Design
 //!
 //! * [`FnApiServer::start`] binds one tonic server on a loopback port that
-//!   serves `BeamFnControl`, `BeamFnData` and `BeamFnLogging`. Harnesses are
+//!   serves `BeamFnControl`, `BeamFnData`, `BeamFnState` and
+//!   `BeamFnLogging`. Harnesses are
 //!   told its address as their control, data and logging endpoints.
 //! * **Control.** A harness opens the `Control` stream with `worker_id`
 //!   metadata; the server keeps one [`Worker`] per id. Each instruction sent
@@ -34,8 +35,15 @@
 //!   an external worker pool's `StartWorker`/`StopWorker` (EXTERNAL and
 //!   LOOPBACK).
 //!
-//! What is not here yet: the State service (side inputs, user state), the
-//! provision and artifact services for workers, and splitting. The engine and the runner will drive this
+//! * **State** (`state.rs`): side inputs and user state, answered per
+//!   bundle from the [`StateProvider`] the bundle was started with, in pages
+//!   cut between elements with continuation tokens. [`MemoryState`] keeps
+//!   them in memory.
+//!
+//! What is not here yet: multimap side-input keys and the other user state
+//! kinds beyond what get/append/clear express, cache tokens, timers on the
+//! data channel, the provision and artifact services for workers, and
+//! splitting. The engine and the runner will drive this
 //! crate; it knows the Fn API protos only.
 //!
 //! Dependency rule: this crate depends on `wasmbeam-proto` alone.
@@ -44,9 +52,11 @@
 
 mod environments;
 mod server;
+mod state;
 
 pub use environments::{Endpoints, ExternalWorkerPool, ProcessWorker};
 pub use server::{BundleInput, BundleOutput, FnApiError, FnApiServer, LogLine, Worker};
+pub use state::{MemoryState, StateProvider, StateValue, STATE_PAGE_BYTES};
 
 /// Largest payload of one outbound `Elements` message.
 pub const DATA_CHUNK_BYTES: usize = 1 << 20;

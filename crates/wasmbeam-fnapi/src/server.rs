@@ -20,8 +20,10 @@ use wasmbeam_proto::fn_execution::v1::beam_fn_data_server::{BeamFnData, BeamFnDa
 use wasmbeam_proto::fn_execution::v1::beam_fn_logging_server::{
     BeamFnLogging, BeamFnLoggingServer,
 };
+use wasmbeam_proto::fn_execution::v1::beam_fn_state_server::{BeamFnState, BeamFnStateServer};
 use wasmbeam_proto::pipeline::v1 as pb;
 
+use crate::state::{answer, StateProvider};
 use crate::{DATA_CHUNK_BYTES, LOG_LINES_KEPT};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -122,6 +124,8 @@ struct Shared {
     data_out: Mutex<HashMap<String, mpsc::UnboundedSender<Result<fn_api::Elements, Status>>>>,
     /// Inbound data by instruction id, and a wake-up for its bundle.
     inbound: Mutex<HashMap<String, (Inbound, Arc<Notify>)>>,
+    /// State of running bundles, by instruction id.
+    states: Mutex<HashMap<String, Arc<dyn StateProvider>>>,
     logs: Mutex<HashMap<String, VecDeque<LogLine>>>,
     arrived: Notify,
     next_instruction: AtomicU64,
@@ -173,6 +177,7 @@ impl FnApiServer {
             control: Mutex::default(),
             data_out: Mutex::default(),
             inbound: Mutex::default(),
+            states: Mutex::default(),
             logs: Mutex::default(),
             arrived: Notify::new(),
             next_instruction: AtomicU64::new(1),
@@ -189,6 +194,11 @@ impl FnApiServer {
                 )
                 .add_service(
                     BeamFnDataServer::new(svc.clone())
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
+                .add_service(
+                    BeamFnStateServer::new(svc.clone())
                         .max_decoding_message_size(max)
                         .max_encoding_message_size(max),
                 )
@@ -354,12 +364,25 @@ impl Worker {
             .cloned()
     }
 
-    /// Run one bundle of descriptor `descriptor_id`: `inputs` holds the
-    /// encoded elements for each data source transform (by transform id).
+    /// Run one bundle of descriptor `descriptor_id` without state: `inputs`
+    /// holds the encoded elements for each data source transform.
     pub async fn process_bundle(
         &self,
         descriptor_id: &str,
         inputs: Vec<BundleInput>,
+    ) -> Result<BundleOutput, FnApiError> {
+        self.process_bundle_with_state(descriptor_id, inputs, None)
+            .await
+    }
+
+    /// Run one bundle whose side inputs and user state are answered by
+    /// `state` (the descriptor must name this server as its state
+    /// endpoint).
+    pub async fn process_bundle_with_state(
+        &self,
+        descriptor_id: &str,
+        inputs: Vec<BundleInput>,
+        state: Option<Arc<dyn StateProvider>>,
     ) -> Result<BundleOutput, FnApiError> {
         let sinks = lock(&self.shared.descriptors)
             .get(descriptor_id)
@@ -369,10 +392,14 @@ impl Worker {
         let wake = Arc::new(Notify::new());
         lock(&self.shared.inbound)
             .insert(instruction_id.clone(), (Inbound::default(), wake.clone()));
+        if let Some(state) = state {
+            lock(&self.shared.states).insert(instruction_id.clone(), state);
+        }
         let result = self
             .run_bundle(&instruction_id, descriptor_id, inputs, &sinks, &wake)
             .await;
         lock(&self.shared.inbound).remove(&instruction_id);
+        lock(&self.shared.states).remove(&instruction_id);
         result
     }
 
@@ -598,6 +625,30 @@ impl BeamFnData for Services {
             // Bundles waiting on this worker notice the closed stream.
             for (_, wake) in lock(&shared.inbound).values() {
                 wake.notify_one();
+            }
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+}
+
+#[tonic::async_trait]
+impl BeamFnState for Services {
+    type StateStream = BoxStream<fn_api::StateResponse>;
+
+    async fn state(
+        &self,
+        request: Request<Streaming<fn_api::StateRequest>>,
+    ) -> Result<Response<Self::StateStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = self.0.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(req)) = inbound.next().await {
+                let provider = lock(&shared.states).get(&req.instruction_id).cloned();
+                let resp = answer(provider.as_deref(), req);
+                if tx.send(Ok(resp)).is_err() {
+                    break;
+                }
             }
         });
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use wasmbeam_coders::{Coder, Context, PaneInfo, Reader, Value};
 use wasmbeam_fnapi::{
-    BundleInput, Endpoints, ExternalWorkerPool, FnApiError, FnApiServer, ProcessWorker,
+    BundleInput, Endpoints, ExternalWorkerPool, FnApiError, FnApiServer, MemoryState,
+    ProcessWorker, StateValue,
 };
 use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
@@ -70,7 +71,28 @@ fn descriptor(
     input_coder: &str,
     output_coder: &str,
 ) -> fn_api::ProcessBundleDescriptor {
-    let p = fixture();
+    descriptor_from(
+        fixture(),
+        id,
+        endpoint,
+        transform,
+        input_coder,
+        output_coder,
+        &[],
+    )
+}
+
+/// The same from any pipeline, with side inputs `(tag, coder)` given their
+/// own PCollections, and this server as the state endpoint.
+fn descriptor_from(
+    p: pb::Pipeline,
+    id: &str,
+    endpoint: &pb::ApiServiceDescriptor,
+    transform: &str,
+    input_coder: &str,
+    output_coder: &str,
+    sides: &[(&str, &str)],
+) -> fn_api::ProcessBundleDescriptor {
     let c = p.components.unwrap();
     let pardo = c
         .transforms
@@ -79,10 +101,17 @@ fn descriptor(
         .map(|(_, t)| t.clone())
         .unwrap_or_else(|| panic!("the fixture has no transform {transform}"));
     let env_id = pardo.environment_id.clone();
-    let main_in = pardo.inputs.keys().next().unwrap().clone();
+    let main_in = pardo
+        .inputs
+        .keys()
+        .find(|k| !sides.iter().any(|(t, _)| t == k))
+        .unwrap()
+        .clone();
     let main_out = pardo.outputs.keys().next().unwrap().clone();
     let mut d = fn_api::ProcessBundleDescriptor {
         id: id.into(),
+        coders: c.coders.clone(),
+        state_api_service_descriptor: Some(endpoint.clone()),
         ..Default::default()
     };
     for (k, v) in [
@@ -104,7 +133,15 @@ fn descriptor(
     let mut ws = c.windowing_strategies.values().next().unwrap().clone();
     ws.window_coder_id = "gw".into();
     d.windowing_strategies.insert("ws".into(), ws);
-    for (id, coder) in [("in", input_coder), ("out", output_coder)] {
+    let side_pcs: Vec<(String, String)> = sides
+        .iter()
+        .map(|(tag, coder)| (format!("side-{tag}"), coder.to_string()))
+        .collect();
+    let pcs = [
+        ("in".to_string(), input_coder.to_string()),
+        ("out".to_string(), output_coder.to_string()),
+    ];
+    for (id, coder) in pcs.iter().chain(&side_pcs) {
         d.pcollections.insert(
             id.into(),
             pb::PCollection {
@@ -132,6 +169,9 @@ fn descriptor(
     );
     let mut pardo = pardo;
     pardo.inputs = [(main_in, "in".to_string())].into();
+    for (tag, _) in sides {
+        pardo.inputs.insert(tag.to_string(), format!("side-{tag}"));
+    }
     pardo.outputs = [(main_out, "out".to_string())].into();
     d.transforms.insert("udf".into(), pardo);
     d.transforms.insert(
@@ -402,5 +442,168 @@ async fn an_external_worker_pool_starts_and_stops_harnesses() {
     assert!(
         err.to_string().contains(&dead) && err.to_string().contains("external worker pool"),
         "{err}"
+    );
+}
+
+/// A pipeline with state-using DoFns, pickled by the pinned apache-beam.
+fn state_pipeline(dir: &std::path::Path) -> pb::Pipeline {
+    let out = dir.join("state.pb");
+    let status = std::process::Command::new(python())
+        .arg(repo().join("tests/e2e/fnapi_state_pipeline.py"))
+        .arg(&out)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tests/e2e/fnapi_state_pipeline.py failed");
+    wasmbeam_proto::load::pipeline_from_file(&out).unwrap().0
+}
+
+fn strings(bytes: &[u8]) -> Vec<String> {
+    decode(bytes, Coder::StringUtf8)
+        .into_iter()
+        .map(|(v, _)| match v {
+            Value::String(s) => s,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+fn nested(coder: &Coder, values: &[Value]) -> StateValue {
+    let encoded: Vec<Vec<u8>> = values
+        .iter()
+        .map(|v| coder.encode_to_vec(v, Context::Nested).unwrap())
+        .collect();
+    StateValue::from_elements(encoded.iter().map(Vec::as_slice))
+}
+
+fn side_key(tag: &str) -> fn_api::StateKey {
+    fn_api::StateKey {
+        r#type: Some(fn_api::state_key::Type::IterableSideInput(
+            fn_api::state_key::IterableSideInput {
+                transform_id: "udf".into(),
+                side_input_id: tag.into(),
+                window: vec![], // the global window encodes as nothing
+            },
+        )),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_inputs_and_bag_state_are_served_to_the_python_harness() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = state_pipeline(dir.path());
+    let server = FnApiServer::start(None).await.unwrap();
+    let ep = server.endpoint();
+    let side = [("python_side_input0", "str")];
+    let kv_side = [("python_side_input0", "kv_ss")];
+    let mut with_dict = descriptor_from(
+        p.clone(),
+        "with-dict",
+        &ep,
+        "WithDict",
+        "str",
+        "str",
+        &kv_side,
+    );
+    with_dict
+        .coders
+        .insert("kv_ss".into(), coder("beam:coder:kv:v1", &["str", "str"]));
+    server.register(descriptor_from(
+        p.clone(),
+        "with-side",
+        &ep,
+        "WithSide",
+        "str",
+        "str",
+        &side,
+    ));
+    server.register(with_dict);
+    let mut stateful = descriptor_from(p, "stateful", &ep, "Stateful", "kv_ss", "str", &[]);
+    stateful
+        .coders
+        .insert("kv_ss".into(), coder("beam:coder:kv:v1", &["str", "str"]));
+    stateful.coders.insert(
+        "wv_in".into(),
+        coder("beam:coder:windowed_value:v1", &["kv_ss", "gw"]),
+    );
+    server.register(stateful);
+    let _harness = harness(&server, "py-state", dir.path());
+    let worker = server
+        .worker("py-state", Duration::from_secs(120))
+        .await
+        .unwrap();
+
+    // An iterable side input (AsList), large enough to need several pages.
+    let state = std::sync::Arc::new(MemoryState::default());
+    let mut side_values: Vec<Value> = vec![Value::string("x"), Value::string("y")];
+    let filler = "f".repeat(1000);
+    side_values.extend((0..3000).map(|i| Value::string(format!("z{i:04}{filler}"))));
+    state.put(
+        &side_key("python_side_input0"),
+        nested(&Coder::StringUtf8, &side_values),
+    );
+    let out = worker
+        .process_bundle_with_state(
+            "with-side",
+            encode(&[Value::string("a")], Coder::StringUtf8),
+            Some(state.clone()),
+        )
+        .await
+        .unwrap();
+    let got = strings(&out.outputs["sink"]);
+    assert_eq!(got.len(), 1);
+    let seen: Vec<&str> = got[0].trim_start_matches("a:").split('|').collect();
+    assert_eq!(
+        seen.len(),
+        3002,
+        "every side input element arrived, across pages"
+    );
+    assert_eq!(&seen[..2], ["x", "y"]);
+
+    // AsDict: an iterable side input of KVs.
+    let kv = Coder::Kv(Box::new(Coder::StringUtf8), Box::new(Coder::StringUtf8));
+    let dict = MemoryState::default();
+    dict.put(
+        &side_key("python_side_input0"),
+        nested(&kv, &[Value::kv(Value::string("k"), Value::string("v"))]),
+    );
+    let dict = std::sync::Arc::new(dict);
+    let out = worker
+        .process_bundle_with_state(
+            "with-dict",
+            encode(&[Value::string("k"), Value::string("a")], Coder::StringUtf8),
+            Some(dict),
+        )
+        .await
+        .unwrap();
+    assert_eq!(strings(&out.outputs["sink"]), ["k:v", "a:none"]);
+
+    // Bag state persists across bundles in the provider, per key, and clears.
+    let bags = std::sync::Arc::new(MemoryState::default());
+    let pairs = |ps: &[(&str, &str)]| -> Vec<Value> {
+        ps.iter()
+            .map(|(k, v)| Value::kv(Value::string(*k), Value::string(*v)))
+            .collect()
+    };
+    let mut results = Vec::new();
+    for bundle in [
+        &[("k", "v1"), ("j", "w")][..],
+        &[("k", "v2")][..],
+        &[("k", "reset")][..],
+        &[("k", "v3"), ("j", "w2")][..],
+    ] {
+        let out = worker
+            .process_bundle_with_state(
+                "stateful",
+                encode(&pairs(bundle), kv.clone()),
+                Some(bags.clone()),
+            )
+            .await
+            .unwrap();
+        results.extend(strings(&out.outputs["sink"]));
+    }
+    assert_eq!(
+        results,
+        ["k=v1", "j=w", "k=v1,v2", "k=reset", "k=v3", "j=w,w2"]
     );
 }

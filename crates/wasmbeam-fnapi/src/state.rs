@@ -1,0 +1,280 @@
+//! The State service: side inputs and user state for a bundle, answered
+//! from the [`StateProvider`] the bundle was started with.
+//!
+//! Values are elements encoded back to back ([`StateValue`]). A `get`
+//! returns them in pages of about [`STATE_PAGE_BYTES`], cut only between
+//! elements (harnesses decode each page on its own), with the byte offset of
+//! the next page as the continuation token. User state appended by a
+//! harness keeps each append's end as a cut point, since a harness appends
+//! whole elements.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use wasmbeam_proto::fn_execution::v1 as fn_api;
+use wasmbeam_proto::prost::Message;
+
+/// Largest page a state `get` returns (one element may be larger).
+pub const STATE_PAGE_BYTES: usize = 1 << 20;
+
+/// Encoded elements, back to back, with the end offset of each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateValue {
+    /// The elements' bytes.
+    pub data: Vec<u8>,
+    /// End offset of every element (or of every whole run of elements) in
+    /// `data`, ascending.
+    pub element_ends: Vec<usize>,
+}
+
+impl StateValue {
+    /// A value from encoded elements.
+    pub fn from_elements<'a>(elements: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut v = StateValue::default();
+        for e in elements {
+            v.data.extend_from_slice(e);
+            v.element_ends.push(v.data.len());
+        }
+        v
+    }
+
+    /// The page starting at byte `start`: its bytes and where the next one
+    /// starts (`None` at the end).
+    pub fn page(&self, start: usize) -> (&[u8], Option<usize>) {
+        let start = start.min(self.data.len());
+        let mut cut = self.data.len();
+        if self.data.len() - start > STATE_PAGE_BYTES {
+            // The last element end within the page, or the first one past
+            // `start` when a single element is larger than a page.
+            let limit = start + STATE_PAGE_BYTES;
+            let ends = self.element_ends.iter().copied().filter(|&e| e > start);
+            let mut best = None;
+            for e in ends {
+                if e <= limit || best.is_none() {
+                    best = Some(e);
+                }
+                if e > limit {
+                    break;
+                }
+            }
+            cut = best.unwrap_or(self.data.len());
+        }
+        let next = (cut < self.data.len()).then_some(cut);
+        (&self.data[start..cut], next)
+    }
+}
+
+/// Where a bundle's state requests are answered from: the runner's side
+/// inputs and user state.
+pub trait StateProvider: Send + Sync {
+    /// The value under `key` (empty when there is none).
+    fn get(&self, key: &fn_api::StateKey) -> Result<StateValue, String>;
+    /// Append encoded elements to the value under `key`.
+    fn append(&self, key: &fn_api::StateKey, data: Vec<u8>) -> Result<(), String>;
+    /// Remove the value under `key`.
+    fn clear(&self, key: &fn_api::StateKey) -> Result<(), String>;
+}
+
+/// State kept in memory, by encoded state key: side inputs put in with
+/// [`MemoryState::put`], user state written by harnesses.
+#[derive(Default)]
+pub struct MemoryState {
+    values: Mutex<HashMap<Vec<u8>, StateValue>>,
+}
+
+impl MemoryState {
+    /// Set the value under `key` (a side input, for instance).
+    pub fn put(&self, key: &fn_api::StateKey, value: StateValue) {
+        self.lock().insert(key.encode_to_vec(), value);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, StateValue>> {
+        self.values.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StateProvider for MemoryState {
+    fn get(&self, key: &fn_api::StateKey) -> Result<StateValue, String> {
+        Ok(self
+            .lock()
+            .get(&key.encode_to_vec())
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn append(&self, key: &fn_api::StateKey, data: Vec<u8>) -> Result<(), String> {
+        let mut values = self.lock();
+        let v = values.entry(key.encode_to_vec()).or_default();
+        v.data.extend_from_slice(&data);
+        v.element_ends.push(v.data.len());
+        Ok(())
+    }
+
+    fn clear(&self, key: &fn_api::StateKey) -> Result<(), String> {
+        self.lock().remove(&key.encode_to_vec());
+        Ok(())
+    }
+}
+
+/// Answer one state request with `provider`.
+pub(crate) fn answer(
+    provider: Option<&dyn StateProvider>,
+    req: fn_api::StateRequest,
+) -> fn_api::StateResponse {
+    use fn_api::state_request::Request as Rq;
+    use fn_api::state_response::Response as Rs;
+    let mut resp = fn_api::StateResponse {
+        id: req.id.clone(),
+        ..Default::default()
+    };
+    let Some(provider) = provider else {
+        resp.error = format!(
+            "no state is available for instruction {:?}: it is not a running bundle, or its bundle was started without state",
+            req.instruction_id
+        );
+        return resp;
+    };
+    let Some(key) = req.state_key else {
+        resp.error = "the state request has no state_key".into();
+        return resp;
+    };
+    let result = match req.request {
+        Some(Rq::Get(g)) => {
+            let start = if g.continuation_token.is_empty() {
+                Ok(0)
+            } else {
+                std::str::from_utf8(&g.continuation_token)
+                    .ok()
+                    .and_then(|t| t.parse::<usize>().ok())
+                    .ok_or_else(|| "the continuation token was not issued by wasmbeam".to_string())
+            };
+            start.and_then(|start| {
+                let value = provider.get(&key)?;
+                let (page, next) = value.page(start);
+                Ok(Rs::Get(fn_api::StateGetResponse {
+                    continuation_token: next
+                        .map(|n| n.to_string().into_bytes())
+                        .unwrap_or_default(),
+                    data: page.to_vec(),
+                }))
+            })
+        }
+        Some(Rq::Append(a)) => provider
+            .append(&key, a.data)
+            .map(|()| Rs::Append(fn_api::StateAppendResponse {})),
+        Some(Rq::Clear(_)) => provider
+            .clear(&key)
+            .map(|()| Rs::Clear(fn_api::StateClearResponse {})),
+        _ => Err("only get, append and clear state requests are supported".into()),
+    };
+    match result {
+        Ok(r) => resp.response = Some(r),
+        Err(e) => resp.error = e,
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(key: fn_api::StateKey, token: &[u8]) -> fn_api::StateRequest {
+        fn_api::StateRequest {
+            id: "r1".into(),
+            instruction_id: "wb-9".into(),
+            state_key: Some(key),
+            request: Some(fn_api::state_request::Request::Get(
+                fn_api::StateGetRequest {
+                    continuation_token: token.to_vec(),
+                },
+            )),
+        }
+    }
+
+    fn bag() -> fn_api::StateKey {
+        fn_api::StateKey {
+            r#type: Some(fn_api::state_key::Type::BagUserState(
+                fn_api::state_key::BagUserState {
+                    transform_id: "t".into(),
+                    user_state_id: "s".into(),
+                    window: vec![],
+                    key: b"k".to_vec(),
+                },
+            )),
+        }
+    }
+
+    #[test]
+    fn requests_without_state_or_with_foreign_tokens_get_errors_not_panics() {
+        let r = answer(None, get(bag(), b""));
+        assert_eq!(r.id, "r1");
+        assert!(
+            r.error
+                .contains("no state is available for instruction \"wb-9\""),
+            "{}",
+            r.error
+        );
+        let m = MemoryState::default();
+        let r = answer(Some(&m), get(bag(), b"not-a-number"));
+        assert!(r.error.contains("continuation token"), "{}", r.error);
+        let mut no_key = get(bag(), b"");
+        no_key.state_key = None;
+        assert!(answer(Some(&m), no_key).error.contains("no state_key"));
+        // Append, get and clear round-trip through the provider.
+        let append = fn_api::StateRequest {
+            request: Some(fn_api::state_request::Request::Append(
+                fn_api::StateAppendRequest {
+                    data: b"ab".to_vec(),
+                },
+            )),
+            ..get(bag(), b"")
+        };
+        assert!(answer(Some(&m), append).error.is_empty());
+        match answer(Some(&m), get(bag(), b"")).response {
+            Some(fn_api::state_response::Response::Get(g)) => {
+                assert_eq!(
+                    (g.data.as_slice(), g.continuation_token.len()),
+                    (&b"ab"[..], 0)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let clear = fn_api::StateRequest {
+            request: Some(fn_api::state_request::Request::Clear(
+                fn_api::StateClearRequest {},
+            )),
+            ..get(bag(), b"")
+        };
+        assert!(answer(Some(&m), clear).error.is_empty());
+        assert_eq!(m.get(&bag()).unwrap(), StateValue::default());
+    }
+
+    #[test]
+    fn pages_cut_between_elements_and_cover_everything_once() {
+        let big = vec![7u8; STATE_PAGE_BYTES / 3];
+        let elems: Vec<&[u8]> = (0..10).map(|_| big.as_slice()).collect();
+        let v = StateValue::from_elements(elems);
+        let mut start = 0;
+        let mut got = Vec::new();
+        let mut pages = 0;
+        loop {
+            let (page, next) = v.page(start);
+            assert!(page.len() <= STATE_PAGE_BYTES);
+            assert_eq!(page.len() % big.len(), 0, "a page ends between elements");
+            got.extend_from_slice(page);
+            pages += 1;
+            match next {
+                Some(n) => start = n,
+                None => break,
+            }
+        }
+        assert_eq!(got, v.data);
+        assert_eq!(pages, 4); // 3 + 3 + 3 + 1 elements
+                              // One element larger than a page still comes whole.
+        let huge = vec![1u8; STATE_PAGE_BYTES * 2];
+        let v = StateValue::from_elements([huge.as_slice(), b"x".as_slice()]);
+        let (p, next) = v.page(0);
+        assert_eq!((p.len(), next), (huge.len(), Some(huge.len())));
+        assert_eq!(v.page(huge.len()), (&b"x"[..], None));
+    }
+}
