@@ -606,6 +606,22 @@ fn sanitize(name: &str) -> String {
     }
 }
 
+/// What kind of DoFn a ParDo has, for humans.
+fn foreign_dofn(t: &pb::PTransform) -> String {
+    let urn = t
+        .spec
+        .as_ref()
+        .and_then(|s| pb::ParDoPayload::decode(s.payload.as_slice()).ok())
+        .and_then(|p| p.do_fn)
+        .map(|f| f.urn)
+        .unwrap_or_default();
+    if urn.contains("pickled_python") {
+        format!("pickled Python DoFn ({urn}): it needs a Python SDK harness")
+    } else {
+        format!("DoFn {urn} needs an SDK harness")
+    }
+}
+
 /// Everything that can be checked before any byte is staged.
 pub fn check_pipeline(
     tenant: &Tenant,
@@ -613,7 +629,23 @@ pub fn check_pipeline(
     options: &prost_types::Struct,
 ) -> Result<(), String> {
     let view = PipelineView::new(pipeline).map_err(|e| format!("invalid pipeline: {e}"))?;
-    let findings = view.unsupported();
+    let mut findings = view.unsupported();
+    // SDK harness ParDos run with `wasmbeam run`; the server does not start
+    // harnesses for its tenants yet (they run native code the WASM sandbox
+    // does not contain, so they wait for a per-tenant environment policy).
+    for (id, t, support) in view.execution_units() {
+        if matches!(support, wasmbeam_plan::Support::Sdk(_)) {
+            findings.push(wasmbeam_plan::Finding {
+                transform_id: id.to_string(),
+                unique_name: t.unique_name.clone(),
+                urn: t.spec.as_ref().map(|s| s.urn.clone()).unwrap_or_default(),
+                reason: format!(
+                    "{}; wasmbeam serve does not start SDK harnesses yet (wasmbeam run does), so use WASM UDFs here",
+                    foreign_dofn(t)
+                ),
+            });
+        }
+    }
     if !findings.is_empty() {
         let mut msg = format!(
             "wasmbeam cannot run this pipeline: {} transform(s) are not supported:",

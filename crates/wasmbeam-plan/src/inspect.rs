@@ -115,6 +115,7 @@ pub fn render(view: &PipelineView<'_>) -> String {
         let mark = match verdicts.get(id) {
             Some(Support::Native(what)) => format!("  -> runs natively: {what}"),
             Some(Support::Wasm(what)) => format!("  -> runs in WASM: {what}"),
+            Some(Support::Sdk(what)) => format!("  -> runs in an SDK harness: {what}"),
             Some(Support::Unsupported(_)) => "  -> CANNOT RUN (see below)".into(),
             _ => String::new(),
         };
@@ -243,7 +244,7 @@ pub fn render(view: &PipelineView<'_>) -> String {
     if findings.is_empty() {
         let _ = writeln!(
             out,
-            "  yes: every transform is a runner primitive or a WASM UDF."
+            "  yes: every transform is a runner primitive, a WASM UDF or a DoFn for an SDK harness."
         );
     } else {
         let _ = writeln!(out, "  no; these transforms cannot run:");

@@ -23,4 +23,4 @@ pub mod inspect;
 pub mod support;
 
 pub use graph::{Finding, PipelineView, PlanError};
-pub use support::{classify, Support};
+pub use support::{classify, classify_in, Support};

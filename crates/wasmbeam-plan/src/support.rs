@@ -6,8 +6,9 @@
 //! reshuffle) are taken whole; other composites are judged by their parts.
 
 use prost::Message;
-use wasmbeam_proto::pipeline::v1::{CombinePayload, PTransform, ParDoPayload};
+use wasmbeam_proto::pipeline::v1::{CombinePayload, Environment, PTransform, ParDoPayload};
 use wasmbeam_proto::urns::{
+    standard_environments::environments,
     standard_p_transforms::{combine_components, composites, deprecated_primitives, primitives},
     standard_side_input_types::enum_ as side_inputs,
 };
@@ -20,6 +21,9 @@ pub enum Support {
     Native(&'static str),
     /// A ParDo or combine whose user function is a WASM component.
     Wasm(&'static str),
+    /// A ParDo run in an SDK harness (a Python, Go or Java worker) over the
+    /// Fn API.
+    Sdk(&'static str),
     /// A composite judged by its subtransforms.
     Composite,
     /// Not runnable; the reason is for humans.
@@ -35,6 +39,16 @@ impl Support {
 
 /// The verdict for one transform, looking only at the transform itself.
 pub fn classify(t: &PTransform) -> Support {
+    classify_in(t, &std::collections::HashMap::new())
+}
+
+/// [`classify`], knowing the pipeline's environments: a ParDo whose DoFn
+/// is not WASM runs in an SDK harness when its environment can be started
+/// here (EXTERNAL, including LOOPBACK, or PROCESS).
+pub fn classify_in(
+    t: &PTransform,
+    environments: &std::collections::HashMap<String, Environment>,
+) -> Support {
     let urn = t.spec.as_ref().map(|s| s.urn.as_str()).unwrap_or("");
     let payload = t.spec.as_ref().map(|s| s.payload.as_slice()).unwrap_or(&[]);
     let has_parts = !t.subtransforms.is_empty();
@@ -46,7 +60,7 @@ pub fn classify(t: &PTransform) -> Support {
         u if u == composites::RESHUFFLE => Support::Native("reshuffle"),
         u if u == ours::READ_TEXT => Support::Native("read text files"),
         u if u == ours::WRITE_TEXT => Support::Native("write text files"),
-        u if u == primitives::PAR_DO => classify_pardo(payload),
+        u if u == primitives::PAR_DO => classify_pardo(payload, environments.get(&t.environment_id)),
         u if u == composites::COMBINE_PER_KEY => match classify_combine(payload) {
             Support::Unsupported(_) if has_parts => Support::Composite,
             s => s,
@@ -77,14 +91,31 @@ pub fn classify(t: &PTransform) -> Support {
     }
 }
 
-fn classify_pardo(payload: &[u8]) -> Support {
+fn classify_pardo(payload: &[u8], env: Option<&Environment>) -> Support {
     let p = match ParDoPayload::decode(payload) {
         Ok(p) => p,
         Err(e) => return Support::Unsupported(format!("ParDoPayload does not decode: {e}")),
     };
     let fn_urn = p.do_fn.as_ref().map(|f| f.urn.as_str()).unwrap_or("");
     if fn_urn != ours::WASM_DOFN {
-        return Support::Unsupported(foreign_fn(fn_urn, "DoFn"));
+        return match env.map(|e| e.urn.as_str()) {
+            Some(u) if u == environments::EXTERNAL || u == environments::PROCESS => {
+                if !p.state_specs.is_empty() || !p.timer_family_specs.is_empty() {
+                    Support::Unsupported("user state and timers in SDK harness DoFns are not wired into the runner yet".into())
+                } else if !p.restriction_coder_id.is_empty() {
+                    Support::Unsupported("splittable DoFns in SDK harnesses are not supported yet".into())
+                } else if !p.side_inputs.is_empty() {
+                    Support::Unsupported("side inputs of SDK harness DoFns are not wired into the runner yet".into())
+                } else {
+                    Support::Sdk("DoFn in an SDK harness (Fn API)")
+                }
+            }
+            Some(u) if u == environments::DOCKER => Support::Unsupported(format!(
+                "{}; DOCKER environments cannot start here (no Docker): use --environment_type=LOOPBACK, EXTERNAL or PROCESS",
+                foreign_fn(fn_urn, "DoFn")
+            )),
+            _ => Support::Unsupported(foreign_fn(fn_urn, "DoFn")),
+        };
     }
     if !p.state_specs.is_empty() || !p.timer_family_specs.is_empty() {
         return Support::Unsupported("user state and timers are not supported yet".into());

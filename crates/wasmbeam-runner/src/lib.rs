@@ -16,6 +16,7 @@
 
 pub mod builtin;
 pub mod codec;
+pub mod sdk;
 pub mod translate;
 pub mod udf;
 

@@ -24,6 +24,7 @@ use wasmbeam_wasm_host::{
 
 use crate::builtin::Builtin;
 use crate::codec::CoderKv;
+use crate::sdk::{SdkDoFn, SdkHarnesses};
 use crate::udf::{WasmCombine, WasmDoFn};
 use crate::RunnerError;
 
@@ -46,6 +47,20 @@ pub struct Translated {
     pub pcollections: HashMap<String, PcId>,
     /// WASM DoFns by transform unique name, for user metrics.
     pub dofns: Vec<(String, Arc<WasmDoFn>)>,
+    /// The job's SDK harnesses, when it has SDK ParDos; they stop when
+    /// this is dropped.
+    pub sdk: Option<Arc<SdkHarnesses>>,
+}
+
+/// The main input of a ParDo without side inputs.
+fn single_main_input<'a>(inputs: &[(&'a String, &'a String)]) -> Result<&'a str, String> {
+    match inputs {
+        [(_, p)] => Ok(p.as_str()),
+        _ => Err(format!(
+            "an SDK harness ParDo needs exactly one input here, found {}",
+            inputs.len()
+        )),
+    }
 }
 
 fn err(id: &str, t: &pb::PTransform, msg: impl Into<String>) -> RunnerError {
@@ -234,6 +249,7 @@ pub fn translate(
     };
     let mut comps = Components::new(host, opts.base_dir.clone());
     let mut dofns = Vec::new();
+    let mut sdk: Option<Arc<SdkHarnesses>> = None;
     let coder_of = |pc_id: &str| -> Result<wasmbeam_coders::Coder, String> {
         let p = &c.pcollections[pc_id];
         coder_from_proto(&p.coder_id, &c.coders).map_err(|e| e.to_string())
@@ -405,6 +421,29 @@ pub fn translate(
                 vec![i],
                 vec![o],
             );
+        } else if urn == primitives::PAR_DO && matches!(support, Support::Sdk(_)) {
+            let main = single_main_input(&inputs).map_err(|m| err(id, t, m))?;
+            let tags: Vec<String> = outputs.iter().map(|(tag, _)| (*tag).clone()).collect();
+            if sdk.is_none() {
+                sdk = Some(Arc::new(SdkHarnesses::new().map_err(RunnerError::Host)?));
+            }
+            let harnesses = sdk.as_ref().expect("just set");
+            let exec =
+                Arc::new(SdkDoFn::new(harnesses, c, id, main, &tags).map_err(|m| err(id, t, m))?);
+            let outs = tags
+                .iter()
+                .map(|tag| pc(&mut graph, &t.outputs[tag]))
+                .collect();
+            let i = pc(&mut graph, main);
+            graph.add_op(
+                name,
+                OpKind::ParDo {
+                    exec,
+                    side_inputs: vec![],
+                },
+                vec![i],
+                outs,
+            );
         } else if urn == primitives::PAR_DO {
             let p = pb::ParDoPayload::decode(spec.payload.as_slice())
                 .map_err(|e| err(id, t, format!("bad ParDoPayload: {e}")))?;
@@ -501,5 +540,6 @@ pub fn translate(
         graph,
         pcollections: pcs,
         dofns,
+        sdk,
     })
 }

@@ -1,0 +1,424 @@
+//! ParDos whose DoFns run in SDK harnesses (Python, Go, Java) over the Fn
+//! API, as engine operations beside WASM and runner-native ones.
+//!
+//! * [`SdkHarnesses`] belongs to one job: a Fn API server on loopback, and
+//!   one harness per environment, started on first use the way the
+//!   environment says (EXTERNAL/LOOPBACK: `StartWorker` on its worker pool;
+//!   PROCESS: its command with Beam's boot flags). Dropping it stops them
+//!   all, so no harness outlives its job.
+//! * [`SdkDoFn`] runs one ParDo: its bundle descriptor is
+//!   `source -> ParDo -> one sink per output`, and each engine bundle goes to
+//!   the harness as one Fn API bundle. Elements cross as windowed values;
+//!   a coder the runner does not know is wrapped in `length_prefix`, so the
+//!   runner keeps its values as opaque bytes.
+//!
+//! Not yet: fusing consecutive SDK ParDos into one descriptor, several
+//! harnesses per environment, side inputs, state and timers, splittable
+//! DoFns, and bundle retries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message;
+use wasmbeam_coders::{coder_from_proto, Coder, Context, PaneInfo, Reader, Value};
+use wasmbeam_engine::{Batch, DoFnExec, OpError, OpResult, Window};
+use wasmbeam_fnapi::{
+    BundleInput, Endpoints, ExternalWorkerPool, FnApiServer, ProcessWorker, Worker,
+};
+use wasmbeam_proto::fn_execution::v1 as fn_api;
+use wasmbeam_proto::pipeline::v1 as pb;
+use wasmbeam_proto::urns::standard_environments::environments;
+
+/// How long a harness may take to connect after it was started.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+enum Started {
+    Pool(ExternalWorkerPool, String),
+    /// Kept only to be killed when dropped.
+    Process {
+        _worker: ProcessWorker,
+    },
+}
+
+/// The Fn API server and SDK harnesses of one job.
+pub struct SdkHarnesses {
+    rt: tokio::runtime::Runtime,
+    server: FnApiServer,
+    workers: Mutex<HashMap<String, Worker>>,
+    started: Mutex<Vec<Started>>,
+}
+
+impl SdkHarnesses {
+    /// Start the Fn API server (no harness yet).
+    pub fn new() -> Result<Self, String> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wasmbeam-fnapi")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Fn API runtime: {e}"))?;
+        let server = rt
+            .block_on(FnApiServer::start(None))
+            .map_err(|e| e.to_string())?;
+        Ok(SdkHarnesses {
+            rt,
+            server,
+            workers: Mutex::default(),
+            started: Mutex::default(),
+        })
+    }
+
+    /// The harness of environment `env_id`, started on first use.
+    fn worker(&self, env_id: &str, env: &pb::Environment) -> Result<Worker, String> {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = workers.get(env_id) {
+            return Ok(w.clone());
+        }
+        let worker_id = format!("wasmbeam-{}-{}", std::process::id(), workers.len() + 1);
+        let endpoints = Endpoints::all_at(&self.server.endpoint().url);
+        let started = if env.urn == environments::EXTERNAL {
+            let p = pb::ExternalPayload::decode(env.payload.as_slice())
+                .map_err(|e| format!("environment {env_id}: bad EXTERNAL payload: {e}"))?;
+            let url = p.endpoint.map(|e| e.url).unwrap_or_default();
+            if url.is_empty() {
+                return Err(format!(
+                    "environment {env_id}: EXTERNAL without a worker pool address"
+                ));
+            }
+            let mut pool = self
+                .rt
+                .block_on(ExternalWorkerPool::connect(&url, Duration::from_secs(10)))
+                .map_err(|e| format!("environment {env_id}: {e}"))?;
+            self.rt
+                .block_on(pool.start_worker(&worker_id, &endpoints, p.params))
+                .map_err(|e| format!("environment {env_id}: {e}"))?;
+            Started::Pool(pool, worker_id.clone())
+        } else if env.urn == environments::PROCESS {
+            let p = pb::ProcessPayload::decode(env.payload.as_slice())
+                .map_err(|e| format!("environment {env_id}: bad PROCESS payload: {e}"))?;
+            let w = ProcessWorker::boot(&p.command, &p.env, &worker_id, &endpoints)
+                .map_err(|e| format!("environment {env_id}: {e}"))?;
+            Started::Process { _worker: w }
+        } else {
+            return Err(format!(
+                "environment {env_id} ({}) cannot be started here: use LOOPBACK, EXTERNAL or PROCESS",
+                env.urn
+            ));
+        };
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(started);
+        let w = self
+            .rt
+            .block_on(self.server.worker(&worker_id, CONNECT_TIMEOUT))
+            .map_err(|e| format!("environment {env_id}: {e}"))?;
+        workers.insert(env_id.to_string(), w.clone());
+        Ok(w)
+    }
+}
+
+impl Drop for SdkHarnesses {
+    fn drop(&mut self) {
+        let started = std::mem::take(&mut *self.started.lock().unwrap_or_else(|p| p.into_inner()));
+        for s in started {
+            if let Started::Pool(mut pool, id) = s {
+                let stop = pool.stop_worker(&id);
+                let _ = self
+                    .rt
+                    .block_on(async { tokio::time::timeout(Duration::from_secs(5), stop).await });
+            }
+            // Process workers are killed when dropped here.
+        }
+    }
+}
+
+/// How a PCollection's elements cross the Fn API: its coder, wrapped in
+/// `length_prefix` when the runner cannot decode it.
+#[derive(Clone)]
+struct Wire {
+    /// The runner's view of the element coder.
+    element: Coder,
+    /// The windowed-value coder on the wire.
+    windowed: Coder,
+    /// The wire coder's id in the descriptor.
+    coder_id: String,
+}
+
+fn is_known(c: &Coder) -> bool {
+    !matches!(c, Coder::Opaque { .. }) && c.components().into_iter().all(is_known)
+}
+
+/// Add the wire coder of PCollection `pc` to `coders`.
+fn wire(
+    pc_id: &str,
+    c: &pb::Components,
+    coders: &mut HashMap<String, pb::Coder>,
+) -> Result<Wire, String> {
+    let pc = c
+        .pcollections
+        .get(pc_id)
+        .ok_or_else(|| format!("unknown PCollection {pc_id}"))?;
+    let ws = c
+        .windowing_strategies
+        .get(&pc.windowing_strategy_id)
+        .ok_or_else(|| format!("PCollection {pc_id}: unknown windowing strategy"))?;
+    let element = coder_from_proto(&pc.coder_id, &c.coders).map_err(|e| e.to_string())?;
+    let window = coder_from_proto(&ws.window_coder_id, &c.coders).map_err(|e| e.to_string())?;
+    let proto = |urn: &str, parts: Vec<String>| pb::Coder {
+        spec: Some(pb::FunctionSpec {
+            urn: urn.into(),
+            payload: vec![],
+        }),
+        component_coder_ids: parts,
+    };
+    let (element, element_id) = if is_known(&element) {
+        (element, pc.coder_id.clone())
+    } else {
+        let id = format!("wasmbeam-lp-{}", pc.coder_id);
+        coders.insert(
+            id.clone(),
+            proto("beam:coder:length_prefix:v1", vec![pc.coder_id.clone()]),
+        );
+        (
+            Coder::LengthPrefix(Box::new(Coder::Opaque {
+                urn: "opaque".into(),
+            })),
+            id,
+        )
+    };
+    let coder_id = format!("wasmbeam-wire-{pc_id}");
+    coders.insert(
+        coder_id.clone(),
+        proto(
+            "beam:coder:windowed_value:v1",
+            vec![element_id, ws.window_coder_id.clone()],
+        ),
+    );
+    let windowed = Coder::WindowedValue {
+        value: Box::new(element.clone()),
+        window: Box::new(window),
+    };
+    Ok(Wire {
+        element,
+        windowed,
+        coder_id,
+    })
+}
+
+/// One ParDo run in an SDK harness.
+pub struct SdkDoFn {
+    harnesses: Arc<SdkHarnesses>,
+    worker: Worker,
+    descriptor_id: String,
+    input: Wire,
+    /// (sink transform id, wire) per output, in the engine's output order.
+    outputs: Vec<(String, Wire)>,
+}
+
+impl SdkDoFn {
+    /// Build the descriptor of ParDo `transform_id` (outputs in `tags`
+    /// order), register it, and start (or reuse) its environment's harness.
+    pub fn new(
+        harnesses: &Arc<SdkHarnesses>,
+        components: &pb::Components,
+        transform_id: &str,
+        main_input: &str,
+        tags: &[String],
+    ) -> Result<Self, String> {
+        let t = &components.transforms[transform_id];
+        let env = components
+            .environments
+            .get(&t.environment_id)
+            .ok_or_else(|| format!("unknown environment {:?}", t.environment_id))?;
+        let endpoint = harnesses.server.endpoint();
+        let mut d = fn_api::ProcessBundleDescriptor {
+            id: format!("sdk-{transform_id}"),
+            coders: components.coders.clone(),
+            state_api_service_descriptor: Some(endpoint.clone()),
+            ..Default::default()
+        };
+        d.environments.insert(t.environment_id.clone(), env.clone());
+        let add_pc = |d: &mut fn_api::ProcessBundleDescriptor, id: &str| {
+            if let Some(pc) = components.pcollections.get(id) {
+                d.pcollections.insert(id.to_string(), pc.clone());
+                if let Some(ws) = components
+                    .windowing_strategies
+                    .get(&pc.windowing_strategy_id)
+                {
+                    d.windowing_strategies
+                        .insert(pc.windowing_strategy_id.clone(), ws.clone());
+                }
+            }
+        };
+        add_pc(&mut d, main_input);
+        let input = wire(main_input, components, &mut d.coders)?;
+        let port = |coder_id: &str| {
+            fn_api::RemoteGrpcPort {
+                api_service_descriptor: Some(endpoint.clone()),
+                coder_id: coder_id.into(),
+            }
+            .encode_to_vec()
+        };
+        let transform = |urn: &str,
+                         payload: Vec<u8>,
+                         inputs: Vec<(String, String)>,
+                         outputs: Vec<(String, String)>| pb::PTransform {
+            unique_name: urn.into(),
+            spec: Some(pb::FunctionSpec {
+                urn: urn.into(),
+                payload,
+            }),
+            inputs: inputs.into_iter().collect(),
+            outputs: outputs.into_iter().collect(),
+            ..Default::default()
+        };
+        d.transforms.insert(
+            "wasmbeam-source".into(),
+            transform(
+                "beam:runner:source:v1",
+                port(&input.coder_id),
+                vec![],
+                vec![("out".into(), main_input.to_string())],
+            ),
+        );
+        d.transforms.insert(transform_id.to_string(), t.clone());
+        let mut outputs = Vec::new();
+        for (i, tag) in tags.iter().enumerate() {
+            let pc = t
+                .outputs
+                .get(tag)
+                .ok_or_else(|| format!("output {tag:?} has no PCollection"))?;
+            add_pc(&mut d, pc);
+            let w = wire(pc, components, &mut d.coders)?;
+            let sink = format!("wasmbeam-sink-{i}");
+            d.transforms.insert(
+                sink.clone(),
+                transform(
+                    "beam:runner:sink:v1",
+                    port(&w.coder_id),
+                    vec![("in".into(), pc.clone())],
+                    vec![],
+                ),
+            );
+            outputs.push((sink, w));
+        }
+        let worker = harnesses.worker(&t.environment_id, env)?;
+        let descriptor_id = d.id.clone();
+        harnesses.server.register(d);
+        Ok(SdkDoFn {
+            harnesses: harnesses.clone(),
+            worker,
+            descriptor_id,
+            input,
+            outputs,
+        })
+    }
+
+    /// The engine bundle as windowed values on the wire.
+    fn encode(&self, input: &Batch) -> Result<BundleInput, String> {
+        let mut data = Vec::with_capacity(input.data.len() + input.len() * 16);
+        let mut ends = Vec::with_capacity(input.len());
+        for e in input.iter() {
+            let value = if matches!(self.input.element, Coder::LengthPrefix(_)) {
+                Value::Bytes(e.value.to_vec())
+            } else {
+                self.input
+                    .element
+                    .decode(e.value, Context::Outer)
+                    .map_err(|err| format!("cannot decode an input element: {err}"))?
+            };
+            let windows = e
+                .windows()
+                .map(|w| {
+                    if w.is_global() {
+                        Value::GlobalWindow
+                    } else {
+                        Value::IntervalWindow(wasmbeam_coders::IntervalWindow {
+                            start: w.start,
+                            end: w.end,
+                        })
+                    }
+                })
+                .collect();
+            let pane = PaneInfo::decode(&mut Reader::new(&[e.pane])).unwrap_or_default();
+            let wv = Value::windowed(value, e.timestamp, windows, pane);
+            self.input
+                .windowed
+                .encode(&wv, Context::Nested, &mut data)
+                .map_err(|err| format!("cannot encode an input element for the harness: {err}"))?;
+            ends.push(data.len());
+        }
+        Ok(BundleInput {
+            transform_id: "wasmbeam-source".into(),
+            data,
+            element_ends: ends,
+        })
+    }
+}
+
+fn decode_into(bytes: &[u8], wire: &Wire, out: &mut Batch) -> Result<(), String> {
+    let mut r = Reader::new(bytes);
+    let mut buf = Vec::new();
+    while !r.is_empty() {
+        let v = wire
+            .windowed
+            .decode_from(&mut r, Context::Nested)
+            .map_err(|e| format!("cannot decode the harness's output: {e}"))?;
+        let Value::WindowedValue(w) = v else {
+            return Err("the harness's output is not a windowed value".into());
+        };
+        buf.clear();
+        match (&wire.element, &w.value) {
+            (Coder::LengthPrefix(_), Value::Bytes(b)) => buf.extend_from_slice(b),
+            (c, v) => c
+                .encode(v, Context::Outer, &mut buf)
+                .map_err(|e| format!("cannot re-encode the harness's output: {e}"))?,
+        }
+        let windows: Vec<Window> = w
+            .windows
+            .iter()
+            .map(|win| match win {
+                Value::IntervalWindow(iw) => Window {
+                    start: iw.start,
+                    end: iw.end,
+                },
+                _ => Window::GLOBAL,
+            })
+            .collect();
+        let pane = w.pane.to_bytes().first().copied().unwrap_or(0x0f);
+        out.push(&buf, w.timestamp, windows, pane);
+    }
+    Ok(())
+}
+
+impl DoFnExec for SdkDoFn {
+    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
+        if !side_inputs.is_empty() {
+            return Err("side inputs of SDK harness DoFns are not wired yet".into());
+        }
+        Ok(())
+    }
+
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
+        let bundle = self.encode(&input)?;
+        let out = self
+            .harnesses
+            .rt
+            .block_on(
+                self.worker
+                    .process_bundle(&self.descriptor_id, vec![bundle]),
+            )
+            .map_err(OpError::new)?;
+        let mut batches = Vec::with_capacity(self.outputs.len());
+        for (sink, w) in &self.outputs {
+            let mut b = Batch::default();
+            if let Some(bytes) = out.outputs.get(sink) {
+                decode_into(bytes, w, &mut b)?;
+            }
+            batches.push(b);
+        }
+        Ok(batches)
+    }
+}
