@@ -528,6 +528,26 @@ fn modes_component(cwd: &Path) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+/// `tests/e2e/mixed_sdk_pipeline.py`'s pipeline in `dir` (in.txt to
+/// out/result), its EXTERNAL environment at `pool`.
+fn mixed_pipeline(dir: &Path, pool: &str, component: &str) -> PathBuf {
+    let pipeline = dir.join("mixed.pb");
+    let made = std::process::Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("tests/e2e/mixed_sdk_pipeline.py"))
+        .args([pool, "in.txt", "out/result"])
+        .arg(&pipeline)
+        .arg(component)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    pipeline
+}
+
 /// Beam's Python worker pool (what an EXTERNAL environment points at) on a
 /// free loopback port; killed on drop. It starts workers with the `python`
 /// on PATH, so the project's venv goes first.
@@ -589,20 +609,7 @@ fn a_beam_python_pipeline_runs_pickled_dofns_in_the_sdk_harness_beside_wasm_and_
     std::fs::write(tmp.path().join("in.txt"), lines.join("\n") + "\n").unwrap();
     let component = modes_component(tmp.path());
     let pool = WorkerPool::start();
-    let pipeline = tmp.path().join("mixed.pb");
-    let made = std::process::Command::new(repo().join(".venv/bin/python"))
-        .arg(repo().join("tests/e2e/mixed_sdk_pipeline.py"))
-        .args([&pool.address, "in.txt", "out/result"])
-        .arg(&pipeline)
-        .arg(&component)
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let pipeline = mixed_pipeline(tmp.path(), &pool.address, &component);
     let o = wasmbeam(&["run", pipeline.to_str().unwrap()], tmp.path());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let mut want: Vec<String> = lines
@@ -620,6 +627,39 @@ fn a_beam_python_pipeline_runs_pickled_dofns_in_the_sdk_harness_beside_wasm_and_
     want.sort();
     let got = sorted_lines(&files_with_prefix(&tmp.path().join("out"), "result"));
     assert_eq!(got, want);
+    // The job stopped its harness (StopWorker): no worker process is left.
+    let started = std::time::Instant::now();
+    while !harnesses_of(pool.child.id()).is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "SDK harness processes left after the job: {:?}",
+            harnesses_of(pool.child.id())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Command lines of the SDK harness processes that worker pool `pool` started.
+fn harnesses_of(pool: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = e.path();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Field 4 of /proc/PID/stat is the parent pid (after the `(comm)`).
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(pool) {
+            continue;
+        }
+        let cmd = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("SdkHarness") {
+            out.push(cmd);
+        }
+    }
+    out
 }
 
 #[test]
@@ -630,20 +670,7 @@ fn an_sdk_environment_that_cannot_be_reached_is_named() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
     };
-    let pipeline = tmp.path().join("mixed.pb");
-    let made = std::process::Command::new(repo().join(".venv/bin/python"))
-        .arg(repo().join("tests/e2e/mixed_sdk_pipeline.py"))
-        .args([&dead, "in.txt", "out/result"])
-        .arg(&pipeline)
-        .arg(modes_component(tmp.path()))
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let pipeline = mixed_pipeline(tmp.path(), &dead, &modes_component(tmp.path()));
     let o = wasmbeam(&["run", pipeline.to_str().unwrap()], tmp.path());
     assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
     let first = stderr(&o).lines().next().unwrap_or_default().to_string();
