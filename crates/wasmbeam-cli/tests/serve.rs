@@ -343,3 +343,77 @@ fn multi_tenant_server_takes_the_beam_client_token_and_refuses_others() {
         sorted_lines(&repo().join("examples/wordcount/expected.txt"))
     );
 }
+
+fn loopback_lines(out: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
+const LOOPBACK_RESULT: [&str; 5] = ["BEAM!", "HELLO!", "ON!", "WASM!", "WASMBEAM!"];
+
+#[test]
+fn a_plain_beam_python_pipeline_runs_with_loopback_in_its_own_sdk_harness() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("state"));
+    let out = tmp.path().join("recorded.txt");
+    let o = script(
+        "portable_loopback.py",
+        &[&server.endpoint, out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("STATE DONE"), "{}", text(&o));
+    assert_eq!(loopback_lines(&out), LOOPBACK_RESULT);
+    // The harness was stopped cleanly: it saw no broken stream.
+    assert!(!text(&o).contains("Socket closed"), "{}", text(&o));
+}
+
+#[test]
+fn tenants_use_sdk_environments_only_where_their_policy_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().canonicalize().unwrap();
+    let config = tmp_path.join("tenants.yaml");
+    std::fs::write(
+        &config,
+        "tenants:\n  - name: wasm-only\n    token: token-of-the-wasm-only-team\n  - name: harnesses\n    token: token-of-the-harness-team\n    environments: [external]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &tmp_path.join("state"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let runner = ("WASMBEAM_TEST_RUNNER", "wasmbeam.runner.WasmbeamRunner");
+    let out = tmp_path.join("recorded.txt");
+    let args = [server.endpoint.as_str(), out.to_str().unwrap()];
+    // A tenant without SDK environments is refused, naming the policy field.
+    let o = script_env(
+        "portable_loopback.py",
+        &args,
+        &[runner, ("WASMBEAM_TOKEN", "token-of-the-wasm-only-team")],
+    );
+    let all = text(&o);
+    assert!(all.contains("REFUSED"), "{all}");
+    assert!(
+        all.contains("tenant \"wasm-only\" may not use external SDK environments"),
+        "{all}"
+    );
+    assert!(all.contains("policy field environments"), "{all}");
+    assert!(loopback_lines(&out).is_empty());
+    // A tenant allowed `external` runs the same pipeline.
+    let o = script_env(
+        "portable_loopback.py",
+        &args,
+        &[runner, ("WASMBEAM_TOKEN", "token-of-the-harness-team")],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("STATE DONE"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(loopback_lines(&out), LOOPBACK_RESULT);
+}

@@ -114,8 +114,18 @@ struct Inbound {
 }
 
 struct WorkerConn {
-    requests: mpsc::UnboundedSender<Result<fn_api::InstructionRequest, Status>>,
+    /// The outbound control stream; taken (closing the stream) once the
+    /// harness hangs up, so its reader ends cleanly too.
+    requests: Mutex<Option<mpsc::UnboundedSender<Result<fn_api::InstructionRequest, Status>>>>,
     pending: Mutex<HashMap<String, oneshot::Sender<fn_api::InstructionResponse>>>,
+}
+
+impl WorkerConn {
+    fn is_open(&self) -> bool {
+        lock(&self.requests)
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
+    }
 }
 
 struct Shared {
@@ -274,11 +284,12 @@ impl FnApiServer {
             })
     }
 
-    /// True while harness `id` has its control stream open.
+    /// True while harness `id` has its control or data stream open.
     pub fn is_connected(&self, id: &str) -> bool {
         lock(&self.shared.control)
             .get(id)
-            .is_some_and(|c| !c.requests.is_closed())
+            .is_some_and(|c| c.is_open())
+            || lock(&self.shared.data_out).contains_key(id)
     }
 
     /// The log lines harness `id` sent so far (the newest [`LOG_LINES_KEPT`]).
@@ -327,11 +338,15 @@ impl Worker {
     ) -> Result<oneshot::Receiver<fn_api::InstructionResponse>, FnApiError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.conn.pending).insert(instruction_id.to_string(), tx);
-        let sent = self.conn.requests.send(Ok(fn_api::InstructionRequest {
+        let request = Ok(fn_api::InstructionRequest {
             instruction_id: instruction_id.to_string(),
             request: Some(request),
-        }));
-        if sent.is_err() {
+        });
+        let sent = match lock(&self.conn.requests).as_ref() {
+            Some(tx) => tx.send(request).is_ok(),
+            None => false,
+        };
+        if !sent {
             lock(&self.conn.pending).remove(instruction_id);
             return Err(self.gone(instruction_id, "sending the instruction"));
         }
@@ -431,7 +446,7 @@ impl Worker {
                 r = &mut response => { early = Some(r); break None; }
                 _ = notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if self.conn.requests.is_closed() {
+                    if !self.conn.is_open() {
                         return Err(self.gone(instruction_id, "waiting for its data stream"));
                     }
                 }
@@ -544,7 +559,7 @@ impl BeamFnControl for Services {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::unbounded_channel();
         let conn = Arc::new(WorkerConn {
-            requests: tx,
+            requests: Mutex::new(Some(tx)),
             pending: Mutex::default(),
         });
         lock(&self.0.control).insert(id.clone(), conn.clone());
@@ -565,8 +580,10 @@ impl BeamFnControl for Services {
                     }
                 }
             }
-            // Waiting instructions fail (their senders drop); the worker is gone.
+            // Waiting instructions fail (their senders drop); the worker is
+            // gone; our side of the stream ends too.
             lock(&conn.pending).clear();
+            lock(&conn.requests).take();
             let mut control = lock(&shared.control);
             if control.get(&id).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
                 control.remove(&id);

@@ -15,6 +15,8 @@
 //!       artifact_mb: 512            # bytes of staged components kept
 //!     data_dirs: [/data/analytics]  # where text IO may read and write
 //!     grant_read_dirs: []           # directories UDFs may be granted
+//!     environments: [external]      # SDK harness environments it may use
+//!                                   # (external, process); default: WASM only
 //! ```
 //!
 //! Without a file the server runs in single-user mode: one tenant called
@@ -80,6 +82,12 @@ pub struct TenantConfig {
     /// Directories this tenant's UDFs may be granted read-only access to.
     #[serde(default)]
     pub grant_read_dirs: Vec<PathBuf>,
+    /// SDK harness environment kinds this tenant may use besides WASM:
+    /// `external` (EXTERNAL and LOOPBACK) and `process`. Harnesses run
+    /// native code that the WASM sandbox does not contain, so the default
+    /// is none.
+    #[serde(default)]
+    pub environments: Vec<String>,
 }
 
 /// The whole file.
@@ -109,6 +117,9 @@ pub struct Tenant {
     pub data_dirs: Option<Vec<PathBuf>>,
     /// Directories that may be granted to UDFs; `None` means any.
     pub grant_read_dirs: Option<Vec<PathBuf>>,
+    /// SDK environment kinds allowed (`external`, `process`); `None` means
+    /// any (single-user mode).
+    pub environments: Option<Vec<String>>,
 }
 
 /// Everything the server needs to start.
@@ -136,6 +147,7 @@ impl ServerConfig {
                 quotas: Quotas::default(),
                 data_dirs: None,
                 grant_read_dirs: None,
+                environments: None,
             }],
             single_user: true,
         }
@@ -208,7 +220,15 @@ impl ServerConfig {
                     })
                     .collect()
             };
+            for e in &t.environments {
+                if e != "external" && e != "process" {
+                    return Err(format!(
+                        "{at}.environments: unknown environment kind {e:?} (external and process are known; WASM is always allowed)"
+                    ));
+                }
+            }
             tenants.push(Tenant {
+                environments: Some(t.environments),
                 data_dirs: Some(abs("data_dirs", t.data_dirs)?),
                 grant_read_dirs: Some(abs("grant_read_dirs", t.grant_read_dirs)?),
                 name: t.name,

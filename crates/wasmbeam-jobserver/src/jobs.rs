@@ -630,18 +630,37 @@ pub fn check_pipeline(
 ) -> Result<(), String> {
     let view = PipelineView::new(pipeline).map_err(|e| format!("invalid pipeline: {e}"))?;
     let mut findings = view.unsupported();
-    // SDK harness ParDos run with `wasmbeam run`; the server does not start
-    // harnesses for its tenants yet (they run native code the WASM sandbox
-    // does not contain, so they wait for a per-tenant environment policy).
+    // SDK harnesses run native code the WASM sandbox does not contain: a
+    // tenant uses only the environment kinds its config lists.
     for (id, t, support) in view.execution_units() {
-        if matches!(support, wasmbeam_plan::Support::Sdk(_)) {
+        if !matches!(support, wasmbeam_plan::Support::Sdk(_)) {
+            continue;
+        }
+        let env_urn = pipeline
+            .components
+            .as_ref()
+            .and_then(|c| c.environments.get(&t.environment_id))
+            .map(|e| e.urn.as_str())
+            .unwrap_or("");
+        let kind = if env_urn.contains("process") {
+            "process"
+        } else {
+            "external"
+        };
+        let allowed = tenant
+            .environments
+            .as_ref()
+            .is_none_or(|kinds| kinds.iter().any(|k| k == kind));
+        if !allowed {
             findings.push(wasmbeam_plan::Finding {
                 transform_id: id.to_string(),
                 unique_name: t.unique_name.clone(),
                 urn: t.spec.as_ref().map(|s| s.urn.clone()).unwrap_or_default(),
                 reason: format!(
-                    "{}; wasmbeam serve does not start SDK harnesses yet (wasmbeam run does), so use WASM UDFs here",
-                    foreign_dofn(t)
+                    "{}; tenant {:?} may not use {kind} SDK environments (policy field environments: {:?}); use WASM UDFs, or ask the operator",
+                    foreign_dofn(t),
+                    tenant.name,
+                    tenant.environments.as_deref().unwrap_or_default()
                 ),
             });
         }

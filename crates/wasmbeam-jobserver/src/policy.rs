@@ -246,6 +246,7 @@ mod tests {
             },
             data_dirs: Some(vec![dir.canonicalize().unwrap()]),
             grant_read_dirs: Some(vec![dir.canonicalize().unwrap()]),
+            environments: Some(vec![]),
         }
     }
 

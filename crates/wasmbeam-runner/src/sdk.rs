@@ -125,9 +125,16 @@ impl Drop for SdkHarnesses {
         for s in started {
             if let Started::Pool(mut pool, id) = s {
                 let stop = pool.stop_worker(&id);
-                let _ = self
-                    .rt
-                    .block_on(async { tokio::time::timeout(Duration::from_secs(5), stop).await });
+                let server = &self.server;
+                self.rt.block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
+                    // Let the harness hang up first, so it does not see the
+                    // server vanish under its open streams.
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                    while server.is_connected(&id) && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                });
             }
             // Process workers are killed when dropped here.
         }
