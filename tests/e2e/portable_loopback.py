@@ -29,11 +29,25 @@ def main():
         return line
 
     p = beam.Pipeline(options=options)
-    (p
-     | "Lines" >> beam.Create(["hello wasm", "beam on", "wasmbeam"])
-     | "Words" >> beam.FlatMap(str.split)
+    words = (p
+             | "Lines" >> beam.Create(["hello wasm", "beam on", "wasmbeam", "wasm on"])
+             | "Words" >> beam.FlatMap(str.split))
+    (words
      | "Shout" >> beam.Map(lambda w: w.upper() + "!")
      | "Record" >> beam.Map(record))
+    # A lifted CombinePerKey(sum): its phases run in the harness, the
+    # GroupByKey between them in the runner.
+    (words
+     | "Pair" >> beam.Map(lambda w: (w, 1))
+     | "Count" >> beam.CombinePerKey(sum)
+     | "Format" >> beam.MapTuple(lambda w, n: "count %s=%d" % (w, n))
+     | "RecordCounts" >> beam.Map(record))
+    # A plain GroupByKey over pickled keys and values.
+    (words
+     | "ByLength" >> beam.Map(lambda w: (len(w), w))
+     | "Group" >> beam.GroupByKey()
+     | "Show" >> beam.MapTuple(lambda n, ws: "len %d=%s" % (n, ",".join(sorted(ws))))
+     | "RecordGroups" >> beam.Map(record))
     try:
         result = p.run()
         state = result.wait_until_finish()

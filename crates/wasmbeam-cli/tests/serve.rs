@@ -354,7 +354,24 @@ fn loopback_lines(out: &Path) -> Vec<String> {
     lines
 }
 
-const LOOPBACK_RESULT: [&str; 5] = ["BEAM!", "HELLO!", "ON!", "WASM!", "WASMBEAM!"];
+const LOOPBACK_RESULT: [&str; 16] = [
+    "BEAM!",
+    "HELLO!",
+    "ON!",
+    "ON!",
+    "WASM!",
+    "WASM!",
+    "WASMBEAM!",
+    "count beam=1",
+    "count hello=1",
+    "count on=2",
+    "count wasm=2",
+    "count wasmbeam=1",
+    "len 2=on,on",
+    "len 4=beam,wasm,wasm",
+    "len 5=hello",
+    "len 8=wasmbeam",
+];
 
 #[test]
 fn a_plain_beam_python_pipeline_runs_with_loopback_in_its_own_sdk_harness() {

@@ -73,6 +73,16 @@ pub fn classify_in(
         {
             match classify_combine(payload) {
                 _ if has_parts => Support::Composite,
+                // A lifted phase of an SDK's CombineFn runs in its harness;
+                // the GroupByKey between the phases is the runner's.
+                Support::Unsupported(_)
+                    if u != composites::COMBINE_GLOBALLY
+                        && environments_of(t, environments).is_some_and(|e| {
+                            e.urn == environments::EXTERNAL || e.urn == environments::PROCESS
+                        }) =>
+                {
+                    Support::Sdk("CombineFn phase in an SDK harness (Fn API)")
+                }
                 Support::Unsupported(r) => Support::Unsupported(r),
                 _ => Support::Unsupported(format!(
                     "{u} outside its combine_per_key composite is not supported yet; submit the composite"
@@ -136,6 +146,13 @@ fn classify_pardo(payload: &[u8], env: Option<&Environment>) -> Support {
         }
     }
     Support::Wasm("WASM DoFn")
+}
+
+fn environments_of<'a>(
+    t: &PTransform,
+    environments: &'a std::collections::HashMap<String, Environment>,
+) -> Option<&'a Environment> {
+    environments.get(&t.environment_id)
 }
 
 fn classify_combine(payload: &[u8]) -> Support {

@@ -141,11 +141,12 @@ impl Drop for SdkHarnesses {
     }
 }
 
-/// How a PCollection's elements cross the Fn API: its coder, wrapped in
-/// `length_prefix` when the runner cannot decode it.
+/// How a PCollection's elements cross the Fn API: its coder, with every
+/// coder the runner does not know wrapped in `length_prefix` (keys and
+/// values of a KV separately, so the runner can still group by key).
 #[derive(Clone)]
 struct Wire {
-    /// The runner's view of the element coder.
+    /// The runner's view of the element coder (unknown parts opaque).
     element: Coder,
     /// The windowed-value coder on the wire.
     windowed: Coder,
@@ -157,7 +158,44 @@ fn is_known(c: &Coder) -> bool {
     !matches!(c, Coder::Opaque { .. }) && c.components().into_iter().all(is_known)
 }
 
-/// Add the wire coder of PCollection `pc` to `coders`.
+/// The id of coder `id` with its unknown parts length-prefixed, adding the
+/// coders that takes to `coders`.
+fn wire_coder_id(id: &str, coders: &mut HashMap<String, pb::Coder>) -> Result<String, String> {
+    let c = coder_from_proto(id, coders).map_err(|e| e.to_string())?;
+    if is_known(&c) {
+        return Ok(id.to_string());
+    }
+    let proto = coders[id].clone();
+    if matches!(c, Coder::Opaque { .. }) {
+        let lp = format!("wasmbeam-lp-{id}");
+        coders.insert(
+            lp.clone(),
+            pb::Coder {
+                spec: Some(pb::FunctionSpec {
+                    urn: "beam:coder:length_prefix:v1".into(),
+                    payload: vec![],
+                }),
+                component_coder_ids: vec![id.to_string()],
+            },
+        );
+        return Ok(lp);
+    }
+    let mut parts = Vec::with_capacity(proto.component_coder_ids.len());
+    for part in &proto.component_coder_ids {
+        parts.push(wire_coder_id(part, coders)?);
+    }
+    let w = format!("wasmbeam-w-{id}");
+    coders.insert(
+        w.clone(),
+        pb::Coder {
+            spec: proto.spec,
+            component_coder_ids: parts,
+        },
+    );
+    Ok(w)
+}
+
+/// Add the wire coder of PCollection `pc_id` to `coders`.
 fn wire(
     pc_id: &str,
     c: &pb::Components,
@@ -171,40 +209,24 @@ fn wire(
         .windowing_strategies
         .get(&pc.windowing_strategy_id)
         .ok_or_else(|| format!("PCollection {pc_id}: unknown windowing strategy"))?;
-    let element = coder_from_proto(&pc.coder_id, &c.coders).map_err(|e| e.to_string())?;
-    let window = coder_from_proto(&ws.window_coder_id, &c.coders).map_err(|e| e.to_string())?;
-    let proto = |urn: &str, parts: Vec<String>| pb::Coder {
-        spec: Some(pb::FunctionSpec {
-            urn: urn.into(),
-            payload: vec![],
-        }),
-        component_coder_ids: parts,
-    };
-    let (element, element_id) = if is_known(&element) {
-        (element, pc.coder_id.clone())
-    } else {
-        let id = format!("wasmbeam-lp-{}", pc.coder_id);
-        coders.insert(
-            id.clone(),
-            proto("beam:coder:length_prefix:v1", vec![pc.coder_id.clone()]),
-        );
-        (
-            Coder::LengthPrefix(Box::new(Coder::Opaque {
-                urn: "opaque".into(),
-            })),
-            id,
-        )
-    };
+    let element = coder_from_proto(&pc.coder_id, coders).map_err(|e| e.to_string())?;
+    let element_id = wire_coder_id(&pc.coder_id, coders)?;
+    let window_id = wire_coder_id(&ws.window_coder_id, coders)?;
+    let on_wire = coder_from_proto(&element_id, coders).map_err(|e| e.to_string())?;
+    let window = coder_from_proto(&window_id, coders).map_err(|e| e.to_string())?;
     let coder_id = format!("wasmbeam-wire-{pc_id}");
     coders.insert(
         coder_id.clone(),
-        proto(
-            "beam:coder:windowed_value:v1",
-            vec![element_id, ws.window_coder_id.clone()],
-        ),
+        pb::Coder {
+            spec: Some(pb::FunctionSpec {
+                urn: "beam:coder:windowed_value:v1".into(),
+                payload: vec![],
+            }),
+            component_coder_ids: vec![element_id, window_id],
+        },
     );
     let windowed = Coder::WindowedValue {
-        value: Box::new(element.clone()),
+        value: Box::new(on_wire),
         window: Box::new(window),
     };
     Ok(Wire {
@@ -328,14 +350,11 @@ impl SdkDoFn {
         let mut data = Vec::with_capacity(input.data.len() + input.len() * 16);
         let mut ends = Vec::with_capacity(input.len());
         for e in input.iter() {
-            let value = if matches!(self.input.element, Coder::LengthPrefix(_)) {
-                Value::Bytes(e.value.to_vec())
-            } else {
-                self.input
-                    .element
-                    .decode(e.value, Context::Outer)
-                    .map_err(|err| format!("cannot decode an input element: {err}"))?
-            };
+            let value = self
+                .input
+                .element
+                .decode(e.value, Context::Outer)
+                .map_err(|err| format!("cannot decode an input element: {err}"))?;
             let windows = e
                 .windows()
                 .map(|w| {
@@ -377,12 +396,9 @@ fn decode_into(bytes: &[u8], wire: &Wire, out: &mut Batch) -> Result<(), String>
             return Err("the harness's output is not a windowed value".into());
         };
         buf.clear();
-        match (&wire.element, &w.value) {
-            (Coder::LengthPrefix(_), Value::Bytes(b)) => buf.extend_from_slice(b),
-            (c, v) => c
-                .encode(v, Context::Outer, &mut buf)
-                .map_err(|e| format!("cannot re-encode the harness's output: {e}"))?,
-        }
+        wire.element
+            .encode(&w.value, Context::Outer, &mut buf)
+            .map_err(|e| format!("cannot re-encode the harness's output: {e}"))?;
         let windows: Vec<Window> = w
             .windows
             .iter()

@@ -421,7 +421,7 @@ pub fn translate(
                 vec![i],
                 vec![o],
             );
-        } else if urn == primitives::PAR_DO && matches!(support, Support::Sdk(_)) {
+        } else if matches!(support, Support::Sdk(_)) {
             let main = single_main_input(&inputs).map_err(|m| err(id, t, m))?;
             let tags: Vec<String> = outputs.iter().map(|(tag, _)| (*tag).clone()).collect();
             if sdk.is_none() {
