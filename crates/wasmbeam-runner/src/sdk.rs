@@ -236,6 +236,21 @@ fn wire(
     })
 }
 
+/// The output PCollection of a Flatten that consumes `pc`, if one does.
+fn flatten_output_of<'a>(c: &'a pb::Components, pc: &str) -> Option<&'a str> {
+    c.transforms.values().find_map(|t| {
+        let is_flatten = t.subtransforms.is_empty()
+            && t.spec
+                .as_ref()
+                .is_some_and(|s| s.urn == "beam:transform:flatten:v1");
+        if is_flatten && t.inputs.values().any(|i| i == pc) {
+            t.outputs.values().next().map(String::as_str)
+        } else {
+            None
+        }
+    })
+}
+
 /// One ParDo run in an SDK harness.
 pub struct SdkDoFn {
     harnesses: Arc<SdkHarnesses>,
@@ -320,7 +335,12 @@ impl SdkDoFn {
                 .get(tag)
                 .ok_or_else(|| format!("output {tag:?} has no PCollection"))?;
             add_pc(&mut d, pc);
-            let w = wire(pc, components, &mut d.coders)?;
+            // Output that a Flatten consumes crosses in the Flatten's output
+            // coder, so every input of the Flatten arrives in one encoding
+            // (its inputs may have other coders that only the SDK can
+            // translate, such as pickled ones).
+            let coder_pc = flatten_output_of(components, pc).unwrap_or(pc.as_str());
+            let w = wire(coder_pc, components, &mut d.coders)?;
             let sink = format!("wasmbeam-sink-{i}");
             d.transforms.insert(
                 sink.clone(),
