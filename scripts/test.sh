@@ -12,8 +12,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 rm -rf target/conformance
 cargo test --workspace --locked
+# Beam's own portable-runner suite against `wasmbeam serve` (LOOPBACK).
+bash scripts/beam-suite.sh >/dev/null
 echo "== conformance counts =="
-for f in descriptors urns coders; do
+for f in descriptors urns coders beam-suite; do
   if [ ! -s "target/conformance/$f.txt" ]; then
     echo "conformance summary $f is missing: its test did not run" >&2
     exit 1

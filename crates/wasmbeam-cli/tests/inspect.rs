@@ -149,7 +149,7 @@ fn report_shows_coders_windows_and_exact_unsupported_list() {
     ));
     assert!(side.contains("UseSides"), "{side}");
     assert!(
-        side.contains("side inputs of SDK harness DoFns are not wired into the runner yet"),
+        side.contains("uses the multimap access pattern, which is not wired into the runner yet"),
         "{side}"
     );
 }

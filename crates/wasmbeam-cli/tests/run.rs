@@ -146,11 +146,7 @@ fn beam_python_fixtures_refuse_what_cannot_run_and_name_the_worker_pool_they_nee
     // Side inputs and state of SDK DoFns are not wired yet: every such
     // transform is listed, before anything starts.
     for (fixture, name, why) in [
-        (
-            "g_side_inputs",
-            "UseSides",
-            "side inputs of SDK harness DoFns",
-        ),
+        ("g_side_inputs", "UseSides", "multimap access pattern"),
         (
             "i_stateful_bag_timer",
             "",

@@ -114,8 +114,12 @@ fn classify_pardo(payload: &[u8], env: Option<&Environment>) -> Support {
                     Support::Unsupported("user state and timers in SDK harness DoFns are not wired into the runner yet".into())
                 } else if !p.restriction_coder_id.is_empty() {
                     Support::Unsupported("splittable DoFns in SDK harnesses are not supported yet".into())
-                } else if !p.side_inputs.is_empty() {
-                    Support::Unsupported("side inputs of SDK harness DoFns are not wired into the runner yet".into())
+                } else if let Some((tag, _)) = p.side_inputs.iter().find(|(_, si)| {
+                    si.access_pattern.as_ref().map(|a| a.urn.as_str()) != Some(side_inputs::ITERABLE)
+                }) {
+                    Support::Unsupported(format!(
+                        "side input {tag} of an SDK harness DoFn uses the multimap access pattern, which is not wired into the runner yet (iterable side inputs are)"
+                    ))
                 } else {
                     Support::Sdk("DoFn in an SDK harness (Fn API)")
                 }

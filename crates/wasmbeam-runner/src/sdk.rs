@@ -24,7 +24,8 @@ use prost::Message;
 use wasmbeam_coders::{coder_from_proto, Coder, Context, PaneInfo, Reader, Value};
 use wasmbeam_engine::{Batch, DoFnExec, OpError, OpResult, Window};
 use wasmbeam_fnapi::{
-    BundleInput, Endpoints, ExternalWorkerPool, FnApiServer, ProcessWorker, Worker,
+    BundleInput, Endpoints, ExternalWorkerPool, FnApiServer, MemoryState, ProcessWorker,
+    StateProvider, StateValue, Worker,
 };
 use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
@@ -256,7 +257,12 @@ pub struct SdkDoFn {
     harnesses: Arc<SdkHarnesses>,
     worker: Worker,
     descriptor_id: String,
+    transform_id: String,
     input: Wire,
+    /// Side inputs by tag: how their elements are encoded for the harness.
+    sides: Vec<(String, Wire)>,
+    /// The side inputs, materialised by `prepare`, served over State.
+    state: Mutex<Option<Arc<MemoryState>>>,
     /// (sink transform id, wire) per output, in the engine's output order.
     outputs: Vec<(String, Wire)>,
 }
@@ -270,6 +276,7 @@ impl SdkDoFn {
         transform_id: &str,
         main_input: &str,
         tags: &[String],
+        side_tags: &[String],
     ) -> Result<Self, String> {
         let t = &components.transforms[transform_id];
         let env = components
@@ -298,6 +305,22 @@ impl SdkDoFn {
         };
         add_pc(&mut d, main_input);
         let input = wire(main_input, components, &mut d.coders)?;
+        // Side inputs: the harness decodes them with their PCollection's
+        // coder, so that coder is the wire one (unknown parts prefixed).
+        let mut sides = Vec::new();
+        for tag in side_tags {
+            let pc_id = t
+                .inputs
+                .get(tag)
+                .ok_or_else(|| format!("side input {tag:?} has no PCollection"))?;
+            add_pc(&mut d, pc_id);
+            let w = wire(pc_id, components, &mut d.coders)?;
+            let on_wire = wire_coder_id(&components.pcollections[pc_id].coder_id, &mut d.coders)?;
+            if let Some(pc) = d.pcollections.get_mut(pc_id) {
+                pc.coder_id = on_wire;
+            }
+            sides.push((tag.clone(), w));
+        }
         let port = |coder_id: &str| {
             fn_api::RemoteGrpcPort {
                 api_service_descriptor: Some(endpoint.clone()),
@@ -360,7 +383,10 @@ impl SdkDoFn {
             harnesses: harnesses.clone(),
             worker,
             descriptor_id,
+            transform_id: transform_id.to_string(),
             input,
+            sides,
+            state: Mutex::default(),
             outputs,
         })
     }
@@ -438,21 +464,86 @@ fn decode_into(bytes: &[u8], wire: &Wire, out: &mut Batch) -> Result<(), String>
 
 impl DoFnExec for SdkDoFn {
     fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
-        if !side_inputs.is_empty() {
-            return Err("side inputs of SDK harness DoFns are not wired yet".into());
+        if side_inputs.is_empty() {
+            return Ok(());
         }
+        // Every side input element, under (tag, window), encoded for the
+        // harness; the harness maps a main input window to a side input
+        // window itself and asks for that one.
+        let mut values: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
+        let mut ends: HashMap<(String, Vec<u8>), Vec<usize>> = HashMap::new();
+        for (tag, batch) in side_inputs {
+            let (_, w) = self
+                .sides
+                .iter()
+                .find(|(t, _)| *t == tag)
+                .ok_or_else(|| format!("unknown side input {tag:?}"))?;
+            let Coder::WindowedValue { value: on_wire, .. } = &w.windowed else {
+                return Err("side input wire coder is not a windowed value".into());
+            };
+            for e in batch.iter() {
+                let v = w
+                    .element
+                    .decode(e.value, Context::Outer)
+                    .map_err(|err| format!("side input {tag}: cannot decode an element: {err}"))?;
+                let mut enc = Vec::new();
+                on_wire
+                    .encode(&v, Context::Nested, &mut enc)
+                    .map_err(|err| format!("side input {tag}: cannot encode an element: {err}"))?;
+                for win in e.windows() {
+                    let mut key = Vec::new();
+                    if !win.is_global() {
+                        wasmbeam_coders::encode_interval_window(
+                            &wasmbeam_coders::IntervalWindow {
+                                start: win.start,
+                                end: win.end,
+                            },
+                            &mut key,
+                        );
+                    }
+                    let k = (tag.clone(), key);
+                    let data = values.entry(k.clone()).or_default();
+                    data.extend_from_slice(&enc);
+                    ends.entry(k).or_default().push(data.len());
+                }
+            }
+        }
+        let state = MemoryState::default();
+        for ((tag, window), data) in values {
+            let element_ends = ends
+                .remove(&(tag.clone(), window.clone()))
+                .unwrap_or_default();
+            let key = fn_api::StateKey {
+                r#type: Some(fn_api::state_key::Type::IterableSideInput(
+                    fn_api::state_key::IterableSideInput {
+                        transform_id: self.transform_id.clone(),
+                        side_input_id: tag,
+                        window,
+                    },
+                )),
+            };
+            state.put(&key, StateValue { data, element_ends });
+        }
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(state));
         Ok(())
     }
 
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
         let bundle = self.encode(&input)?;
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .map(|s| s as Arc<dyn StateProvider>);
         let out = self
             .harnesses
             .rt
-            .block_on(
-                self.worker
-                    .process_bundle(&self.descriptor_id, vec![bundle]),
-            )
+            .block_on(self.worker.process_bundle_with_state(
+                &self.descriptor_id,
+                vec![bundle],
+                state,
+            ))
             .map_err(OpError::new)?;
         let mut batches = Vec::with_capacity(self.outputs.len());
         for (sink, w) in &self.outputs {

@@ -52,17 +52,6 @@ pub struct Translated {
     pub sdk: Option<Arc<SdkHarnesses>>,
 }
 
-/// The main input of a ParDo without side inputs.
-fn single_main_input<'a>(inputs: &[(&'a String, &'a String)]) -> Result<&'a str, String> {
-    match inputs {
-        [(_, p)] => Ok(p.as_str()),
-        _ => Err(format!(
-            "an SDK harness ParDo needs exactly one input here, found {}",
-            inputs.len()
-        )),
-    }
-}
-
 fn err(id: &str, t: &pb::PTransform, msg: impl Into<String>) -> RunnerError {
     RunnerError::Transform {
         id: id.to_string(),
@@ -422,28 +411,59 @@ pub fn translate(
                 vec![o],
             );
         } else if matches!(support, Support::Sdk(_)) {
-            let main = single_main_input(&inputs).map_err(|m| err(id, t, m))?;
+            // Side inputs of a ParDo are named in its payload; the main
+            // input is the other one.
+            let side_tags: Vec<String> = if urn == primitives::PAR_DO {
+                let p = pb::ParDoPayload::decode(spec.payload.as_slice())
+                    .map_err(|e| err(id, t, format!("bad ParDoPayload: {e}")))?;
+                let mut tags: Vec<String> = p.side_inputs.keys().cloned().collect();
+                tags.sort();
+                tags
+            } else {
+                vec![]
+            };
+            let mains: Vec<&String> = inputs
+                .iter()
+                .filter(|(tag, _)| !side_tags.contains(tag))
+                .map(|(_, pc)| *pc)
+                .collect();
+            let [main] = mains.as_slice() else {
+                return Err(err(
+                    id,
+                    t,
+                    format!(
+                        "an SDK harness step needs exactly one main input, found {}",
+                        mains.len()
+                    ),
+                ));
+            };
+            let main = main.as_str();
+            let mut side_inputs = Vec::new();
+            for tag in &side_tags {
+                let pcid = t.inputs.get(tag).ok_or_else(|| {
+                    err(
+                        id,
+                        t,
+                        format!("side input {tag:?} has no input PCollection"),
+                    )
+                })?;
+                side_inputs.push((tag.clone(), pc(&mut graph, pcid)));
+            }
             let tags: Vec<String> = outputs.iter().map(|(tag, _)| (*tag).clone()).collect();
             if sdk.is_none() {
                 sdk = Some(Arc::new(SdkHarnesses::new().map_err(RunnerError::Host)?));
             }
             let harnesses = sdk.as_ref().expect("just set");
-            let exec =
-                Arc::new(SdkDoFn::new(harnesses, c, id, main, &tags).map_err(|m| err(id, t, m))?);
+            let exec = Arc::new(
+                SdkDoFn::new(harnesses, c, id, main, &tags, &side_tags)
+                    .map_err(|m| err(id, t, m))?,
+            );
             let outs = tags
                 .iter()
                 .map(|tag| pc(&mut graph, &t.outputs[tag]))
                 .collect();
             let i = pc(&mut graph, main);
-            graph.add_op(
-                name,
-                OpKind::ParDo {
-                    exec,
-                    side_inputs: vec![],
-                },
-                vec![i],
-                outs,
-            );
+            graph.add_op(name, OpKind::ParDo { exec, side_inputs }, vec![i], outs);
         } else if urn == primitives::PAR_DO {
             let p = pb::ParDoPayload::decode(spec.payload.as_slice())
                 .map_err(|e| err(id, t, format!("bad ParDoPayload: {e}")))?;
