@@ -577,3 +577,46 @@ fn side_input_from_the_same_root_is_materialised_first() {
     let r = run(&g, &opts(2)).unwrap();
     assert_eq!(read_output(&r.outputs), ["x | s:x s:y ", "y | s:x s:y "]);
 }
+
+#[test]
+fn a_flatten_that_reads_one_pcollection_three_times_keeps_every_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.txt", "a\nb\n");
+    let out = dir.path().join("out");
+    let mut g = Graph::default();
+    let lines = g.add_pcollection("lines");
+    let all = g.add_pcollection("all");
+    g.add_op(
+        "Read",
+        OpKind::ReadText {
+            patterns: vec![input.display().to_string()],
+        },
+        vec![],
+        vec![lines],
+    );
+    g.add_op(
+        "Flatten",
+        OpKind::Flatten,
+        vec![lines, lines, lines],
+        vec![all],
+    );
+    g.add_op(
+        "Write",
+        OpKind::WriteText(TextSink {
+            prefix: out.display().to_string(),
+            suffix: String::new(),
+            shards: 1,
+        }),
+        vec![all],
+        vec![],
+    );
+    let r = run(&g, &opts(2)).unwrap();
+    let mut got: Vec<String> = std::fs::read_to_string(&r.outputs[0])
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a", "a", "a", "b", "b", "b"]);
+    assert_eq!(r.element_counts[all], 6);
+}

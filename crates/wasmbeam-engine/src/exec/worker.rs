@@ -299,7 +299,16 @@ pub(super) fn push(
                 }
                 push(sh, st, op.outputs[0], out, ctx, local)?;
             }
-            OpKind::Flatten | OpKind::Reshuffle => push(sh, st, op.outputs[0], input, ctx, local)?,
+            OpKind::Flatten => {
+                // A Flatten may read one PCollection several times: each
+                // reading contributes its elements.
+                let times = op.inputs.iter().filter(|&&i| i == pc).count().max(1);
+                for _ in 1..times {
+                    push(sh, st, op.outputs[0], input.clone(), ctx, local)?;
+                }
+                push(sh, st, op.outputs[0], input, ctx, local)?
+            }
+            OpKind::Reshuffle => push(sh, st, op.outputs[0], input, ctx, local)?,
             OpKind::WriteText(_) => {
                 let key = (ctx.stage, ctx.source, ctx.sub * 1024 + ctx.parts.min(1023));
                 ctx.parts += 1;
