@@ -5,9 +5,11 @@
 //! * [`graph::PipelineView::new`] validates it: every transform, PCollection,
 //!   coder, windowing strategy and environment id it references must exist
 //!   and the transform graph must be a tree. Errors name the owner and field.
-//! * [`support::classify`] is the single table of what wasmbeam executes:
-//!   Beam primitives the runner implements itself, ParDos and combines whose
-//!   function is a WASM component, and everything else with a reason.
+//! * [`support::classify`] (and [`support::classify_in`], which also sees
+//!   the environments) is the single table of what wasmbeam executes: Beam
+//!   primitives the runner implements itself, ParDos and combines whose
+//!   function is a WASM component, ParDos and CombineFn phases that run in
+//!   an SDK harness, and everything else with a reason.
 //! * [`graph::PipelineView::unsupported`] lists every transform that cannot
 //!   run, by id, unique name and URN, which is what `wasmbeam run` and the job
 //!   service report when they refuse a pipeline.

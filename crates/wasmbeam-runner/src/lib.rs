@@ -2,9 +2,11 @@
 //!
 //! Runs a Beam `Pipeline` proto in batch mode: validates it, translates it
 //! into the engine's graph (WASM DoFns and CombineFns become engine
-//! operations backed by `wasmbeam-wasm-host` pools; coders from
-//! `wasmbeam-coders` split keys for grouping; runner-native IO and built-in
-//! combiners are wired directly), then runs the engine.
+//! operations backed by `wasmbeam-wasm-host` pools; DoFns and CombineFn
+//! phases of SDK environments become engine operations that send each
+//! bundle to an SDK harness over the Fn API (`sdk`, on `wasmbeam-fnapi`);
+//! coders from `wasmbeam-coders` split keys for grouping; runner-native IO
+//! and built-in combiners are wired directly), then runs the engine.
 //!
 //! Anything the runner cannot execute is refused before any work starts,
 //! with every offending transform's id, unique name, URN and reason.
