@@ -76,6 +76,20 @@ fn wordcount_example_matches_its_expected_output_at_any_parallelism() {
     }
 }
 
+/// A failed or cancelled job commits nothing: no output or staging files
+/// remain in `out`.
+fn assert_nothing_left(out: &Path) {
+    let left: Vec<_> = match std::fs::read_dir(out) {
+        Ok(entries) => entries.map(|e| e.unwrap().file_name()).collect(),
+        Err(_) => vec![],
+    };
+    assert!(
+        left.is_empty(),
+        "no output or staging files may remain in {}: {left:?}",
+        out.display()
+    );
+}
+
 fn modes_yaml(dir: &Path, body: &str) -> PathBuf {
     let udf = repo().join("crates/wasmbeam-wasm-host/tests/udfs/modes");
     let text = body.replace("UDF", &udf.display().to_string());
@@ -104,19 +118,7 @@ fn a_trapping_udf_fails_the_job_names_the_transform_and_commits_nothing() {
         first.contains("the guest panicked on purpose: boom"),
         "{first}"
     );
-    let out = tmp.path().join("out");
-    let left: Vec<_> = if out.exists() {
-        std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect()
-    } else {
-        vec![]
-    };
-    assert!(
-        left.is_empty(),
-        "no output or staging files may remain: {left:?}"
-    );
+    assert_nothing_left(&tmp.path().join("out"));
 }
 
 #[test]
@@ -376,13 +378,7 @@ fn out_of_range_timestamps_fail_in_every_window_kind_and_extreme_valid_ones_are_
             first.contains("output 1 (from input element 1 of the bundle) has timestamp -9223372036854715807 ms, outside Beam's range"),
             "{kind}: {first}"
         );
-        assert!(
-            !tmp.path().join("out").exists()
-                || std::fs::read_dir(tmp.path().join("out"))
-                    .unwrap()
-                    .next()
-                    .is_none()
-        );
+        assert_nothing_left(&tmp.path().join("out"));
 
         // Beam's minimum itself is valid: windowing it after the UDF ends
         // (it once looped without end for sliding windows) and gives the
@@ -520,14 +516,7 @@ fn sigterm_stops_a_sleeping_udf_within_seconds_and_commits_nothing() {
         "SIGTERM took {took:?}"
     );
     assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
-    let left: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(
-        left.is_empty(),
-        "no output or staging files may remain: {left:?}"
-    );
+    assert_nothing_left(&out);
 }
 
 /// The `modes` test UDF, built (once) and its component path.
@@ -689,11 +678,5 @@ fn an_sdk_environment_that_cannot_be_reached_is_named() {
         first.contains(&format!("external worker pool at {dead}")),
         "{first}"
     );
-    assert!(
-        !tmp.path().join("out").exists()
-            || std::fs::read_dir(tmp.path().join("out"))
-                .unwrap()
-                .next()
-                .is_none()
-    );
+    assert_nothing_left(&tmp.path().join("out"));
 }

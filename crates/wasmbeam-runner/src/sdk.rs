@@ -30,6 +30,7 @@ use wasmbeam_fnapi::{
 use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
 use wasmbeam_proto::urns::standard_environments::environments;
+use wasmbeam_proto::urns::standard_p_transforms::primitives;
 
 /// How long a harness may take to connect after it was started.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -243,7 +244,7 @@ fn flatten_output_of<'a>(c: &'a pb::Components, pc: &str) -> Option<&'a str> {
         let is_flatten = t.subtransforms.is_empty()
             && t.spec
                 .as_ref()
-                .is_some_and(|s| s.urn == "beam:transform:flatten:v1");
+                .is_some_and(|s| s.urn == primitives::FLATTEN);
         if is_flatten && t.inputs.values().any(|i| i == pc) {
             t.outputs.values().next().map(String::as_str)
         } else {
