@@ -52,6 +52,7 @@
 
 mod environments;
 mod server;
+mod services;
 mod state;
 
 pub use environments::{Endpoints, ExternalWorkerPool, ProcessWorker};

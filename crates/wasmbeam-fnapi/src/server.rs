@@ -1,32 +1,27 @@
-//! The Fn API services and the per-worker handle.
+//! The Fn API server (its shared state, start-up and registrations) and the
+//! per-worker handle that runs bundles. The gRPC services are in
+//! `services.rs`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
-use tokio_stream::{Stream, StreamExt};
-use tonic::{Request, Response, Status, Streaming};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Status;
 
 use wasmbeam_proto::fn_execution::v1 as fn_api;
-use wasmbeam_proto::fn_execution::v1::beam_fn_control_server::{
-    BeamFnControl, BeamFnControlServer,
-};
-use wasmbeam_proto::fn_execution::v1::beam_fn_data_server::{BeamFnData, BeamFnDataServer};
-use wasmbeam_proto::fn_execution::v1::beam_fn_logging_server::{
-    BeamFnLogging, BeamFnLoggingServer,
-};
-use wasmbeam_proto::fn_execution::v1::beam_fn_state_server::{BeamFnState, BeamFnStateServer};
+use wasmbeam_proto::fn_execution::v1::beam_fn_control_server::BeamFnControlServer;
+use wasmbeam_proto::fn_execution::v1::beam_fn_data_server::BeamFnDataServer;
+use wasmbeam_proto::fn_execution::v1::beam_fn_logging_server::BeamFnLoggingServer;
+use wasmbeam_proto::fn_execution::v1::beam_fn_state_server::BeamFnStateServer;
 use wasmbeam_proto::pipeline::v1 as pb;
 
-use crate::state::{answer, StateProvider};
-use crate::{DATA_CHUNK_BYTES, LOG_LINES_KEPT};
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+use crate::services::Services;
+use crate::state::StateProvider;
+use crate::DATA_CHUNK_BYTES;
 
 /// The URN of a runner-side data sink inside a bundle descriptor.
 const DATA_SINK: &str = "beam:runner:sink:v1";
@@ -108,60 +103,49 @@ pub struct BundleOutput {
 
 /// Inbound data of one bundle.
 #[derive(Default)]
-struct Inbound {
-    data: HashMap<String, Vec<u8>>,
-    done: HashSet<String>,
+pub(crate) struct Inbound {
+    pub(crate) data: HashMap<String, Vec<u8>>,
+    pub(crate) done: HashSet<String>,
 }
 
-struct WorkerConn {
+pub(crate) struct WorkerConn {
     /// The outbound control stream; taken (closing the stream) once the
     /// harness hangs up, so its reader ends cleanly too.
-    requests: Mutex<Option<mpsc::UnboundedSender<Result<fn_api::InstructionRequest, Status>>>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<fn_api::InstructionResponse>>>,
+    pub(crate) requests:
+        Mutex<Option<mpsc::UnboundedSender<Result<fn_api::InstructionRequest, Status>>>>,
+    pub(crate) pending: Mutex<HashMap<String, oneshot::Sender<fn_api::InstructionResponse>>>,
 }
 
 impl WorkerConn {
-    fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         lock(&self.requests)
             .as_ref()
             .is_some_and(|tx| !tx.is_closed())
     }
 }
 
-struct Shared {
-    descriptors: Mutex<HashMap<String, pb_descriptor::Descriptor>>,
-    control: Mutex<HashMap<String, Arc<WorkerConn>>>,
-    data_out: Mutex<HashMap<String, mpsc::UnboundedSender<Result<fn_api::Elements, Status>>>>,
+pub(crate) struct Shared {
+    pub(crate) descriptors: Mutex<HashMap<String, Descriptor>>,
+    pub(crate) control: Mutex<HashMap<String, Arc<WorkerConn>>>,
+    pub(crate) data_out:
+        Mutex<HashMap<String, mpsc::UnboundedSender<Result<fn_api::Elements, Status>>>>,
     /// Inbound data by instruction id, and a wake-up for its bundle.
-    inbound: Mutex<HashMap<String, (Inbound, Arc<Notify>)>>,
+    pub(crate) inbound: Mutex<HashMap<String, (Inbound, Arc<Notify>)>>,
     /// State of running bundles, by instruction id.
-    states: Mutex<HashMap<String, Arc<dyn StateProvider>>>,
-    logs: Mutex<HashMap<String, VecDeque<LogLine>>>,
-    arrived: Notify,
-    next_instruction: AtomicU64,
+    pub(crate) states: Mutex<HashMap<String, Arc<dyn StateProvider>>>,
+    pub(crate) logs: Mutex<HashMap<String, VecDeque<LogLine>>>,
+    pub(crate) arrived: Notify,
+    pub(crate) next_instruction: AtomicU64,
 }
 
-mod pb_descriptor {
-    /// A registered descriptor and its data sink transforms.
-    #[derive(Clone)]
-    pub struct Descriptor {
-        pub proto: super::fn_api::ProcessBundleDescriptor,
-        pub sinks: Vec<String>,
-    }
+/// A registered descriptor and its data sink transforms.
+pub(crate) struct Descriptor {
+    pub(crate) proto: fn_api::ProcessBundleDescriptor,
+    pub(crate) sinks: Vec<String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn worker_id<T>(req: &Request<T>) -> Result<String, Status> {
-    req.metadata()
-        .get("worker_id")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from)
-        .ok_or_else(|| {
-            Status::invalid_argument("the Fn API needs `worker_id` metadata on every stream")
-        })
 }
 
 /// The running Fn API server. Dropping it stops the server.
@@ -192,7 +176,7 @@ impl FnApiServer {
             arrived: Notify::new(),
             next_instruction: AtomicU64::new(1),
         });
-        let svc = Services(shared.clone());
+        let svc = Services::new(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let max = 64 << 20;
         tokio::spawn(async move {
@@ -254,8 +238,7 @@ impl FnApiServer {
             .map(|(id, _)| id.clone())
             .collect();
         sinks.sort();
-        lock(&self.shared.descriptors)
-            .insert(d.id.clone(), pb_descriptor::Descriptor { proto: d, sinks });
+        lock(&self.shared.descriptors).insert(d.id.clone(), Descriptor { proto: d, sinks });
     }
 
     /// Wait until harness `id` has connected its control stream. (Its
@@ -542,173 +525,4 @@ fn send_data(
         data: entries,
         timers: vec![],
     }));
-}
-
-#[derive(Clone)]
-struct Services(Arc<Shared>);
-
-#[tonic::async_trait]
-impl BeamFnControl for Services {
-    type ControlStream = BoxStream<fn_api::InstructionRequest>;
-
-    async fn control(
-        &self,
-        request: Request<Streaming<fn_api::InstructionResponse>>,
-    ) -> Result<Response<Self::ControlStream>, Status> {
-        let id = worker_id(&request)?;
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let conn = Arc::new(WorkerConn {
-            requests: Mutex::new(Some(tx)),
-            pending: Mutex::default(),
-        });
-        lock(&self.0.control).insert(id.clone(), conn.clone());
-        self.0.arrived.notify_waiters();
-        tracing::debug!(worker = %id, "SDK harness connected its control stream");
-        let shared = self.0.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = inbound.next().await {
-                match msg {
-                    Ok(resp) => {
-                        if let Some(tx) = lock(&conn.pending).remove(&resp.instruction_id) {
-                            let _ = tx.send(resp);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(worker = %id, "control stream ended: {e}");
-                        break;
-                    }
-                }
-            }
-            // Waiting instructions fail (their senders drop); the worker is
-            // gone; our side of the stream ends too.
-            lock(&conn.pending).clear();
-            lock(&conn.requests).take();
-            let mut control = lock(&shared.control);
-            if control.get(&id).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
-                control.remove(&id);
-            }
-        });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
-    }
-
-    async fn get_process_bundle_descriptor(
-        &self,
-        request: Request<fn_api::GetProcessBundleDescriptorRequest>,
-    ) -> Result<Response<fn_api::ProcessBundleDescriptor>, Status> {
-        let id = request.into_inner().process_bundle_descriptor_id;
-        lock(&self.0.descriptors)
-            .get(&id)
-            .map(|d| Response::new(d.proto.clone()))
-            .ok_or_else(|| Status::not_found(format!("no process bundle descriptor {id:?}")))
-    }
-}
-
-#[tonic::async_trait]
-impl BeamFnData for Services {
-    type DataStream = BoxStream<fn_api::Elements>;
-
-    async fn data(
-        &self,
-        request: Request<Streaming<fn_api::Elements>>,
-    ) -> Result<Response<Self::DataStream>, Status> {
-        let id = worker_id(&request)?;
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.0.data_out).insert(id.clone(), tx.clone());
-        self.0.arrived.notify_waiters();
-        let shared = self.0.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(elements)) = inbound.next().await {
-                let mut inbound = lock(&shared.inbound);
-                for d in elements.data {
-                    if let Some((bundle, wake)) = inbound.get_mut(&d.instruction_id) {
-                        bundle
-                            .data
-                            .entry(d.transform_id.clone())
-                            .or_default()
-                            .extend_from_slice(&d.data);
-                        if d.is_last {
-                            bundle.done.insert(d.transform_id);
-                        }
-                        wake.notify_one();
-                    }
-                }
-            }
-            let mut out = lock(&shared.data_out);
-            if out.get(&id).is_some_and(|t| t.same_channel(&tx)) {
-                out.remove(&id);
-            }
-            // Bundles waiting on this worker notice the closed stream.
-            for (_, wake) in lock(&shared.inbound).values() {
-                wake.notify_one();
-            }
-        });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
-    }
-}
-
-#[tonic::async_trait]
-impl BeamFnState for Services {
-    type StateStream = BoxStream<fn_api::StateResponse>;
-
-    async fn state(
-        &self,
-        request: Request<Streaming<fn_api::StateRequest>>,
-    ) -> Result<Response<Self::StateStream>, Status> {
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let shared = self.0.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(req)) = inbound.next().await {
-                let provider = lock(&shared.states).get(&req.instruction_id).cloned();
-                let resp = answer(provider.as_deref(), req);
-                if tx.send(Ok(resp)).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
-    }
-}
-
-#[tonic::async_trait]
-impl BeamFnLogging for Services {
-    type LoggingStream = BoxStream<fn_api::LogControl>;
-
-    async fn logging(
-        &self,
-        request: Request<Streaming<fn_api::log_entry::List>>,
-    ) -> Result<Response<Self::LoggingStream>, Status> {
-        let id = worker_id(&request).unwrap_or_else(|_| "unknown".into());
-        let mut inbound = request.into_inner();
-        let shared = self.0.clone();
-        // Nothing is sent back; the reply stream stays open while the
-        // harness logs, and closes when its log stream ends.
-        let (keep_open, rx) = mpsc::unbounded_channel::<Result<fn_api::LogControl, Status>>();
-        tokio::spawn(async move {
-            let _keep_open = keep_open;
-            while let Some(Ok(list)) = inbound.next().await {
-                let mut logs = lock(&shared.logs);
-                let q = logs.entry(id.clone()).or_default();
-                for e in list.log_entries {
-                    let mut message = e.message;
-                    if !e.trace.is_empty() {
-                        message.push('\n');
-                        message.push_str(&e.trace);
-                    }
-                    tracing::info!(target: "wasmbeam::sdk", worker = %id, transform = %e.transform_id, severity = e.severity, "{message}");
-                    if q.len() >= LOG_LINES_KEPT {
-                        q.pop_front();
-                    }
-                    q.push_back(LogLine {
-                        severity: e.severity,
-                        message,
-                        transform_id: e.transform_id,
-                    });
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
-    }
 }
