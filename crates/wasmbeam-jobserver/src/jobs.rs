@@ -606,22 +606,6 @@ fn sanitize(name: &str) -> String {
     }
 }
 
-/// What kind of DoFn a ParDo has, for humans.
-fn foreign_dofn(t: &pb::PTransform) -> String {
-    let urn = t
-        .spec
-        .as_ref()
-        .and_then(|s| pb::ParDoPayload::decode(s.payload.as_slice()).ok())
-        .and_then(|p| p.do_fn)
-        .map(|f| f.urn)
-        .unwrap_or_default();
-    if urn.contains("pickled_python") {
-        format!("pickled Python DoFn ({urn}): it needs a Python SDK harness")
-    } else {
-        format!("DoFn {urn} needs an SDK harness")
-    }
-}
-
 /// Everything that can be checked before any byte is staged.
 pub fn check_pipeline(
     tenant: &Tenant,
@@ -630,41 +614,7 @@ pub fn check_pipeline(
 ) -> Result<(), String> {
     let view = PipelineView::new(pipeline).map_err(|e| format!("invalid pipeline: {e}"))?;
     let mut findings = view.unsupported();
-    // SDK harnesses run native code the WASM sandbox does not contain: a
-    // tenant uses only the environment kinds its config lists.
-    for (id, t, support) in view.execution_units() {
-        if !matches!(support, wasmbeam_plan::Support::Sdk(_)) {
-            continue;
-        }
-        let env_urn = pipeline
-            .components
-            .as_ref()
-            .and_then(|c| c.environments.get(&t.environment_id))
-            .map(|e| e.urn.as_str())
-            .unwrap_or("");
-        let kind = if env_urn.contains("process") {
-            "process"
-        } else {
-            "external"
-        };
-        let allowed = tenant
-            .environments
-            .as_ref()
-            .is_none_or(|kinds| kinds.iter().any(|k| k == kind));
-        if !allowed {
-            findings.push(wasmbeam_plan::Finding {
-                transform_id: id.to_string(),
-                unique_name: t.unique_name.clone(),
-                urn: t.spec.as_ref().map(|s| s.urn.clone()).unwrap_or_default(),
-                reason: format!(
-                    "{}; tenant {:?} may not use {kind} SDK environments (policy field environments: {:?}); use WASM UDFs, or ask the operator",
-                    foreign_dofn(t),
-                    tenant.name,
-                    tenant.environments.as_deref().unwrap_or_default()
-                ),
-            });
-        }
-    }
+    findings.extend(policy::sdk_environment_findings(tenant, pipeline, &view));
     if !findings.is_empty() {
         let mut msg = format!(
             "wasmbeam cannot run this pipeline: {} transform(s) are not supported:",

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use prost::Message;
 use prost_types::value::Kind;
-use wasmbeam_proto::pipeline::v1::Pipeline;
+use wasmbeam_plan::{Finding, PipelineView, Support};
+use wasmbeam_proto::pipeline::v1::{self as pb, Pipeline};
+use wasmbeam_proto::urns::standard_environments::environments;
 use wasmbeam_proto::wasmbeam::v1 as ours;
 use wasmbeam_proto::wasmbeam_urns;
 use wasmbeam_runner::{Grants, Limits};
@@ -146,6 +148,66 @@ pub fn job_limits(tenant: &Tenant, options: &prost_types::Struct) -> Result<JobL
         udf_memory_budget,
         grants,
     })
+}
+
+/// SDK harnesses run native code the WASM sandbox does not contain: a
+/// tenant uses only the environment kinds its config lists (`external`
+/// for EXTERNAL and LOOPBACK, `process`). One finding per transform that
+/// would need another kind, naming the policy field.
+pub fn sdk_environment_findings(
+    tenant: &Tenant,
+    pipeline: &Pipeline,
+    view: &PipelineView<'_>,
+) -> Vec<Finding> {
+    let Some(allowed) = tenant.environments.as_ref() else {
+        return vec![]; // single-user mode: every kind
+    };
+    let mut findings = Vec::new();
+    for (id, t, support) in view.execution_units() {
+        if !matches!(support, Support::Sdk(_)) {
+            continue;
+        }
+        let env_urn = pipeline
+            .components
+            .as_ref()
+            .and_then(|c| c.environments.get(&t.environment_id))
+            .map(|e| e.urn.as_str())
+            .unwrap_or("");
+        let kind = if env_urn == environments::PROCESS {
+            "process"
+        } else {
+            "external"
+        };
+        if !allowed.iter().any(|k| k == kind) {
+            findings.push(Finding {
+                transform_id: id.to_string(),
+                unique_name: t.unique_name.clone(),
+                urn: t.spec.as_ref().map(|s| s.urn.clone()).unwrap_or_default(),
+                reason: format!(
+                    "{}; tenant {:?} may not use {kind} SDK environments (policy field environments: {allowed:?}); use WASM UDFs, or ask the operator",
+                    foreign_dofn(t),
+                    tenant.name,
+                ),
+            });
+        }
+    }
+    findings
+}
+
+/// What kind of DoFn a ParDo has, for humans.
+fn foreign_dofn(t: &pb::PTransform) -> String {
+    let urn = t
+        .spec
+        .as_ref()
+        .and_then(|s| pb::ParDoPayload::decode(s.payload.as_slice()).ok())
+        .and_then(|p| p.do_fn)
+        .map(|f| f.urn)
+        .unwrap_or_default();
+    if urn.contains("pickled_python") {
+        format!("pickled Python DoFn ({urn}): it needs a Python SDK harness")
+    } else {
+        format!("DoFn {urn} needs an SDK harness")
+    }
 }
 
 /// Lexically normalised absolute path, or `None` when it climbs with `..`
