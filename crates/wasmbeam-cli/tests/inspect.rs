@@ -149,8 +149,15 @@ fn report_shows_coders_windows_and_exact_unsupported_list() {
     ));
     assert!(side.contains("UseSides"), "{side}");
     assert!(
-        side.contains("uses the multimap access pattern, which is not wired into the runner yet"),
+        side.contains("UseSides [beam:transform:pardo:v1]  -> runs in an SDK harness: DoFn"),
         "{side}"
+    );
+    let stateful = body(&inspect(
+        &repo().join("tests/fixtures/beam/i_stateful_bag_timer.portable.pb"),
+    ));
+    assert!(
+        stateful.contains("ParDo(BufferUntilWatermark) [beam:transform:pardo:v1]  -> runs in an SDK harness: stateful DoFn"),
+        "{stateful}"
     );
 }
 

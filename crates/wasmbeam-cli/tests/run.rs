@@ -144,31 +144,7 @@ fn multiple_outputs_and_side_inputs() {
 }
 
 #[test]
-fn beam_python_fixtures_refuse_what_cannot_run_and_name_the_worker_pool_they_need() {
-    // Side inputs and state of SDK DoFns are not wired yet: every such
-    // transform is listed, before anything starts.
-    for (fixture, name, why) in [
-        ("g_side_inputs", "UseSides", "multimap access pattern"),
-        (
-            "i_stateful_bag_timer",
-            "",
-            "user state and timers in SDK harness DoFns",
-        ),
-    ] {
-        let o = wasmbeam(
-            &["run", &format!("tests/fixtures/beam/{fixture}.portable.pb")],
-            &repo(),
-        );
-        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-        let err = stderr(&o);
-        let first = err.lines().next().unwrap();
-        assert!(
-            first.contains("transform(s) cannot run on wasmbeam:"),
-            "{err}"
-        );
-        assert!(err.contains(&format!("\"{name}")), "{err}");
-        assert!(err.contains(why), "{err}");
-    }
+fn beam_python_fixtures_name_the_worker_pool_they_need() {
     // Pickled DoFns run in the SDK harness of their EXTERNAL environment;
     // the fixtures name localhost:50000, where nothing listens here.
     let o = wasmbeam(
@@ -531,20 +507,28 @@ fn modes_component(cwd: &Path) -> String {
 /// out/result), its EXTERNAL environment at `pool`.
 fn mixed_pipeline(dir: &Path, pool: &str, component: &str) -> PathBuf {
     let pipeline = dir.join("mixed.pb");
+    let p = pipeline.to_str().unwrap();
+    e2e_script(
+        "mixed_sdk_pipeline.py",
+        &[pool, "in.txt", "out/result", p, component],
+        dir,
+    );
+    pipeline
+}
+
+/// Run `tests/e2e/SCRIPT` with the project's venv in `cwd`; it must succeed.
+fn e2e_script(script: &str, args: &[&str], cwd: &Path) {
     let made = std::process::Command::new(repo().join(".venv/bin/python"))
-        .arg(repo().join("tests/e2e/mixed_sdk_pipeline.py"))
-        .args([pool, "in.txt", "out/result"])
-        .arg(&pipeline)
-        .arg(component)
-        .current_dir(dir)
+        .arg(repo().join("tests/e2e").join(script))
+        .args(args)
+        .current_dir(cwd)
         .output()
         .unwrap();
     assert!(
         made.status.success(),
-        "{}",
+        "{script}: {}",
         String::from_utf8_lossy(&made.stderr)
     );
-    pipeline
 }
 
 /// Beam's Python worker pool (what an EXTERNAL environment points at) on a
@@ -635,6 +619,36 @@ fn a_beam_python_pipeline_runs_pickled_dofns_in_the_sdk_harness_beside_wasm_and_
             harnesses_of(pool.child.id())
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn every_beam_python_fixture_runs_in_a_real_worker_pool() {
+    // The fixtures are pipelines exactly as Beam Python submits them: side
+    // inputs (list, dict, multimap), stateful bag state with timers,
+    // multiple outputs, windows and lifted combiners. Pointed at a worker
+    // pool of our own, each runs to completion.
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = WorkerPool::start();
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures/beam"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".portable.pb"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 7, "{fixtures:?}");
+    for f in fixtures {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let here = tmp.path().join(&name);
+        e2e_script(
+            "retarget_pool.py",
+            &[f.to_str().unwrap(), here.to_str().unwrap(), &pool.address],
+            tmp.path(),
+        );
+        let o = wasmbeam(&["run", here.to_str().unwrap()], tmp.path());
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains("job done"), "{name}: {}", stderr(&o));
     }
 }
 

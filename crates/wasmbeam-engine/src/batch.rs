@@ -8,6 +8,10 @@ use crate::window::Window;
 /// (first | last | timing on-time).
 pub const PANE_ON_TIME_ONLY: u8 = 0b0111;
 
+/// Pane byte of an element no trigger produced (first | last | timing
+/// unknown): Beam's `NO_FIRING`.
+pub const PANE_NO_FIRING: u8 = 0b1111;
+
 /// A bundle of windowed elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {

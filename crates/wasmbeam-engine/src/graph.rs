@@ -79,6 +79,29 @@ pub trait DoFnExec: Send + Sync {
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>>;
 }
 
+/// A DoFn with per-key state and timers (Beam's stateful ParDo). The engine
+/// shuffles its input by key, so each key is in one shuffle partition, and
+/// runs every partition through one [`KeyedRun`]: first all its elements
+/// (in key, window, arrival order), then the timers, round after round,
+/// until none is due.
+pub trait KeyedDoFnExec: Send + Sync {
+    /// Called once before the stage starts, with the side inputs (by tag).
+    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()>;
+    /// Fresh state and timers for one partition's keys.
+    fn open(&self) -> OpResult<Box<dyn KeyedRun>>;
+}
+
+/// The state and pending timers of one partition's keys.
+pub trait KeyedRun: Send {
+    /// Process a bundle of elements; one batch per output, in output order.
+    fn process(&mut self, input: Batch) -> OpResult<Vec<Batch>>;
+    /// Fire the timers due once the input watermark is at `watermark` (in
+    /// batch, the end of time once the input is done), as one bundle.
+    /// `None` when no timer is due; firing may set new timers, so the
+    /// engine calls again until it gets `None`.
+    fn fire(&mut self, watermark: i64) -> OpResult<Option<Vec<Batch>>>;
+}
+
 /// Splits encoded `KV` values for grouping.
 pub trait KvCodec: Send + Sync {
     /// Split an outer-context KV encoding into (nested key bytes, outer value bytes).
@@ -191,8 +214,39 @@ pub enum OpKind {
     },
     /// Identity (a redistribution point in streaming; nothing to do in batch).
     Reshuffle,
+    /// A DoFn with per-key state and timers: its input is shuffled by key
+    /// (so it starts a stage, like a GroupByKey), then each partition runs
+    /// through one [`KeyedRun`].
+    StatefulParDo {
+        /// The function.
+        exec: Arc<dyn KeyedDoFnExec>,
+        /// How to find the key of an input element.
+        codec: Arc<dyn KvCodec>,
+        /// Side inputs: (tag, PCollection).
+        side_inputs: Vec<(String, PcId)>,
+    },
     /// Write each element (UTF-8 text, outer context) as a line.
     WriteText(TextSink),
+}
+
+impl OpKind {
+    /// The side inputs the operation reads: (tag, PCollection).
+    pub fn side_inputs(&self) -> &[(String, PcId)] {
+        match self {
+            OpKind::ParDo { side_inputs, .. } | OpKind::StatefulParDo { side_inputs, .. } => {
+                side_inputs
+            }
+            _ => &[],
+        }
+    }
+
+    /// True when the operation reads its input through a shuffle by key.
+    pub fn is_shuffled(&self) -> bool {
+        matches!(
+            self,
+            OpKind::GroupByKey { .. } | OpKind::StatefulParDo { .. }
+        )
+    }
 }
 
 /// An operation with its name and edges.

@@ -28,9 +28,10 @@ pub mod shuffle;
 pub mod textio;
 pub mod window;
 
-pub use batch::Batch;
+pub use batch::{Batch, PANE_NO_FIRING, PANE_ON_TIME_ONLY};
 pub use exec::{run, EngineError, EngineOptions, JobResult, Progress};
 pub use graph::{
-    CombineExec, DoFnExec, Graph, KvCodec, OpError, OpKind, OpResult, PcId, TextSink, Values,
+    CombineExec, DoFnExec, Graph, KeyedDoFnExec, KeyedRun, KvCodec, OpError, OpKind, OpResult,
+    PcId, TextSink, Values,
 };
 pub use window::{Window, WindowFn};

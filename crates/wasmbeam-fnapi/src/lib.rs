@@ -23,7 +23,12 @@
 //! * **Bundles.** [`Worker::process_bundle`] sends the request and the
 //!   bundle's input for each data source transform (with `is_last`), then
 //!   waits for both the instruction's response and `is_last` on every data
-//!   sink transform of the descriptor. A harness that disconnects, or an
+//!   sink transform of the descriptor.
+//! * **Timers** travel on the data stream too: a [`BundleInput`] with a
+//!   `timer_family` goes out as `Elements.Timers` to its ParDo, every other
+//!   timer family the descriptor declares is closed empty (harnesses wait
+//!   for each), and the timers a harness sets come back in
+//!   [`BundleOutput::timers`] once it closes each family. A harness that disconnects, or an
 //!   error in the response, fails the bundle with the harness's own text
 //!   (a Python traceback, for instance).
 //! * **Logging.** Log entries are kept per worker (capped at

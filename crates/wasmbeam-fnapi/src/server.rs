@@ -18,6 +18,7 @@ use wasmbeam_proto::fn_execution::v1::beam_fn_data_server::BeamFnDataServer;
 use wasmbeam_proto::fn_execution::v1::beam_fn_logging_server::BeamFnLoggingServer;
 use wasmbeam_proto::fn_execution::v1::beam_fn_state_server::BeamFnStateServer;
 use wasmbeam_proto::pipeline::v1 as pb;
+use wasmbeam_proto::prost::Message;
 
 use crate::services::Services;
 use crate::state::StateProvider;
@@ -25,6 +26,8 @@ use crate::DATA_CHUNK_BYTES;
 
 /// The URN of a runner-side data sink inside a bundle descriptor.
 const DATA_SINK: &str = "beam:runner:sink:v1";
+/// The ParDo URN, whose payload declares timer families.
+const PAR_DO: &str = "beam:transform:pardo:v1";
 
 /// Why talking to a harness failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -78,11 +81,17 @@ pub struct LogLine {
     pub transform_id: String,
 }
 
-/// A bundle's input for one data source transform.
+/// A bundle's input for one data source transform, or the timers to fire
+/// for one timer family of a transform.
 #[derive(Debug, Clone, Default)]
 pub struct BundleInput {
-    /// The data source transform (`beam:runner:source:v1`) it feeds.
+    /// The data source transform (`beam:runner:source:v1`) it feeds; for
+    /// timers, the ParDo that declared the timer family.
     pub transform_id: String,
+    /// For timers: the timer family; they go out as `Elements.Timers`.
+    /// Families a bundle gets no timers for are closed empty, as harnesses
+    /// wait for every family of the descriptor.
+    pub timer_family: Option<String>,
     /// The elements, encoded with the source's wire coder (nested), back
     /// to back.
     pub data: Vec<u8>,
@@ -97,6 +106,9 @@ pub struct BundleOutput {
     /// Encoded output for each data sink transform, by transform id: the
     /// concatenated elements, encoded with the sink's wire coder.
     pub outputs: HashMap<String, Vec<u8>>,
+    /// Timers the harness set or cleared, by (transform id, timer family):
+    /// concatenated, encoded with the family's timer coder.
+    pub timers: HashMap<(String, String), Vec<u8>>,
     /// The harness's response (metrics, residual roots, ...).
     pub response: fn_api::ProcessBundleResponse,
 }
@@ -106,6 +118,8 @@ pub struct BundleOutput {
 pub(crate) struct Inbound {
     pub(crate) data: HashMap<String, Vec<u8>>,
     pub(crate) done: HashSet<String>,
+    pub(crate) timers: HashMap<(String, String), Vec<u8>>,
+    pub(crate) timers_done: HashSet<(String, String)>,
 }
 
 pub(crate) struct WorkerConn {
@@ -138,10 +152,12 @@ pub(crate) struct Shared {
     pub(crate) next_instruction: AtomicU64,
 }
 
-/// A registered descriptor and its data sink transforms.
+/// A registered descriptor, its data sink transforms and its timer
+/// families (transform id, family id).
 pub(crate) struct Descriptor {
     pub(crate) proto: fn_api::ProcessBundleDescriptor,
     pub(crate) sinks: Vec<String>,
+    pub(crate) timer_families: Vec<(String, String)>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -238,7 +254,24 @@ impl FnApiServer {
             .map(|(id, _)| id.clone())
             .collect();
         sinks.sort();
-        lock(&self.shared.descriptors).insert(d.id.clone(), Descriptor { proto: d, sinks });
+        let mut timer_families = Vec::new();
+        for (id, t) in &d.transforms {
+            let Some(spec) = t.spec.as_ref().filter(|s| s.urn == PAR_DO) else {
+                continue;
+            };
+            if let Ok(p) = pb::ParDoPayload::decode(spec.payload.as_slice()) {
+                timer_families.extend(p.timer_family_specs.into_keys().map(|f| (id.clone(), f)));
+            }
+        }
+        timer_families.sort();
+        lock(&self.shared.descriptors).insert(
+            d.id.clone(),
+            Descriptor {
+                proto: d,
+                sinks,
+                timer_families,
+            },
+        );
     }
 
     /// Wait until harness `id` has connected its control stream. (Its
@@ -382,9 +415,9 @@ impl Worker {
         inputs: Vec<BundleInput>,
         state: Option<Arc<dyn StateProvider>>,
     ) -> Result<BundleOutput, FnApiError> {
-        let sinks = lock(&self.shared.descriptors)
+        let (sinks, families) = lock(&self.shared.descriptors)
             .get(descriptor_id)
-            .map(|d| d.sinks.clone())
+            .map(|d| (d.sinks.clone(), d.timer_families.clone()))
             .ok_or_else(|| FnApiError::UnknownDescriptor(descriptor_id.to_string()))?;
         let instruction_id = self.next_id();
         let wake = Arc::new(Notify::new());
@@ -394,7 +427,13 @@ impl Worker {
             lock(&self.shared.states).insert(instruction_id.clone(), state);
         }
         let result = self
-            .run_bundle(&instruction_id, descriptor_id, inputs, &sinks, &wake)
+            .run_bundle(
+                &instruction_id,
+                descriptor_id,
+                inputs,
+                (&sinks, &families),
+                &wake,
+            )
             .await;
         lock(&self.shared.inbound).remove(&instruction_id);
         lock(&self.shared.states).remove(&instruction_id);
@@ -406,7 +445,7 @@ impl Worker {
         instruction_id: &str,
         descriptor_id: &str,
         inputs: Vec<BundleInput>,
-        sinks: &[String],
+        (sinks, families): (&[String], &[(String, String)]),
         wake: &Notify,
     ) -> Result<BundleOutput, FnApiError> {
         let mut response = self.send(
@@ -438,19 +477,32 @@ impl Worker {
         if let Some(data) = &data {
             // Payload first; `is_last` goes in an entry of its own, as
             // harnesses ignore the data of an entry that ends the stream.
+            let mut closed: HashSet<(String, String)> = HashSet::new();
             for input in inputs {
+                let to = match &input.timer_family {
+                    Some(f) => {
+                        closed.insert((input.transform_id.clone(), f.clone()));
+                        Target::Timers(&input.transform_id, f)
+                    }
+                    None => Target::Data(&input.transform_id),
+                };
                 let mut start = 0;
                 let mut cut = 0;
                 for &end in &input.element_ends {
                     if end - start > DATA_CHUNK_BYTES && cut > start {
                         let chunk = input.data[start..cut].to_vec();
-                        send_data(data, instruction_id, &input.transform_id, chunk, false);
+                        send_data(data, instruction_id, to, chunk, false);
                         start = cut;
                     }
                     cut = end;
                 }
                 let rest = input.data[start..].to_vec();
-                send_data(data, instruction_id, &input.transform_id, rest, true);
+                send_data(data, instruction_id, to, rest, true);
+            }
+            for (t, f) in families {
+                if !closed.contains(&(t.clone(), f.clone())) {
+                    send_data(data, instruction_id, Target::Timers(t, f), vec![], true);
+                }
             }
         }
         let resp = match early {
@@ -458,21 +510,30 @@ impl Worker {
             None => response.await,
         };
         let resp = self.answered(instruction_id, resp)?;
-        let outputs = self.await_sinks(instruction_id, sinks, wake).await?;
+        let (outputs, timers) = self
+            .await_sinks(instruction_id, sinks, families, wake)
+            .await?;
         let response = match resp.response {
             Some(fn_api::instruction_response::Response::ProcessBundle(r)) => r,
             _ => Default::default(),
         };
-        Ok(BundleOutput { outputs, response })
+        Ok(BundleOutput {
+            outputs,
+            timers,
+            response,
+        })
     }
 
-    /// Wait for `is_last` on every sink, then take the bundle's data.
+    /// Wait for `is_last` on every sink and timer family, then take the
+    /// bundle's data and timers.
+    #[allow(clippy::type_complexity)]
     async fn await_sinks(
         &self,
         instruction_id: &str,
         sinks: &[String],
+        families: &[(String, String)],
         wake: &Notify,
-    ) -> Result<HashMap<String, Vec<u8>>, FnApiError> {
+    ) -> Result<(HashMap<String, Vec<u8>>, HashMap<(String, String), Vec<u8>>), FnApiError> {
         loop {
             let notified = wake.notified();
             {
@@ -484,8 +545,13 @@ impl Worker {
                         what: "waiting for output data".into(),
                     });
                 };
-                if sinks.iter().all(|s| bundle.done.contains(s)) {
-                    return Ok(std::mem::take(&mut bundle.data));
+                if sinks.iter().all(|s| bundle.done.contains(s))
+                    && families.iter().all(|f| bundle.timers_done.contains(f))
+                {
+                    return Ok((
+                        std::mem::take(&mut bundle.data),
+                        std::mem::take(&mut bundle.timers),
+                    ));
                 }
             }
             if self.data_stream().is_none() {
@@ -501,28 +567,44 @@ impl Worker {
     }
 }
 
+/// Where outbound bytes go: a data source, or a timer family.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Data(&'a str),
+    Timers(&'a str, &'a str),
+}
+
 fn send_data(
     data: &mpsc::UnboundedSender<Result<fn_api::Elements, Status>>,
     instruction_id: &str,
-    transform_id: &str,
+    to: Target<'_>,
     bytes: Vec<u8>,
     then_last: bool,
 ) {
-    let entry = |data: Vec<u8>, is_last: bool| fn_api::elements::Data {
-        instruction_id: instruction_id.to_string(),
-        transform_id: transform_id.to_string(),
-        data,
-        is_last,
-    };
-    let mut entries = Vec::with_capacity(2);
+    let mut message = fn_api::Elements::default();
+    let mut parts = Vec::with_capacity(2);
     if !bytes.is_empty() {
-        entries.push(entry(bytes, false));
+        parts.push((bytes, false));
     }
     if then_last {
-        entries.push(entry(Vec::new(), true));
+        parts.push((Vec::new(), true));
     }
-    let _ = data.send(Ok(fn_api::Elements {
-        data: entries,
-        timers: vec![],
-    }));
+    for (bytes, is_last) in parts {
+        match to {
+            Target::Data(t) => message.data.push(fn_api::elements::Data {
+                instruction_id: instruction_id.to_string(),
+                transform_id: t.to_string(),
+                data: bytes,
+                is_last,
+            }),
+            Target::Timers(t, f) => message.timers.push(fn_api::elements::Timers {
+                instruction_id: instruction_id.to_string(),
+                transform_id: t.to_string(),
+                timer_family_id: f.to_string(),
+                timers: bytes,
+                is_last,
+            }),
+        }
+    }
+    let _ = data.send(Ok(message));
 }

@@ -129,6 +129,20 @@ impl BeamFnData for Services {
                         wake.notify_one();
                     }
                 }
+                for t in elements.timers {
+                    if let Some((bundle, wake)) = inbound.get_mut(&t.instruction_id) {
+                        let id = (t.transform_id, t.timer_family_id);
+                        bundle
+                            .timers
+                            .entry(id.clone())
+                            .or_default()
+                            .extend_from_slice(&t.timers);
+                        if t.is_last {
+                            bundle.timers_done.insert(id);
+                        }
+                        wake.notify_one();
+                    }
+                }
             }
             let mut out = lock(&shared.data_out);
             if out.get(&id).is_some_and(|t| t.same_channel(&tx)) {

@@ -213,6 +213,7 @@ fn encode(elements: &[Value], element: Coder) -> Vec<BundleInput> {
         ends.push(out.len());
     }
     vec![BundleInput {
+        timer_family: None,
         transform_id: "source".into(),
         data: out,
         element_ends: ends,

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use wasmbeam_proto::pipeline::v1::{Components, PTransform, Pipeline};
 
-use crate::support::{classify_in, Support};
+use crate::support::{classify_with, Support};
 
 /// A pipeline that failed validation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -219,7 +219,7 @@ impl<'a> PipelineView<'a> {
         let mut out = Vec::new();
         let c = self.components;
         self.walk(|_, id, t| {
-            let s = classify_in(t, &c.environments);
+            let s = classify_with(t, c);
             if s == Support::Composite {
                 return true;
             }

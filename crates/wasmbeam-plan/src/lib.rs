@@ -25,4 +25,4 @@ pub mod inspect;
 pub mod support;
 
 pub use graph::{Finding, PipelineView, PlanError};
-pub use support::{classify, classify_in, Support};
+pub use support::{classify, classify_in, classify_with, Support};

@@ -6,7 +6,9 @@
 //! reshuffle) are taken whole; other composites are judged by their parts.
 
 use prost::Message;
-use wasmbeam_proto::pipeline::v1::{CombinePayload, Environment, PTransform, ParDoPayload};
+use wasmbeam_proto::pipeline::v1::{
+    CombinePayload, Components, Environment, PTransform, ParDoPayload,
+};
 use wasmbeam_proto::urns::{
     standard_environments::environments,
     standard_p_transforms::{combine_components, composites, deprecated_primitives, primitives},
@@ -40,6 +42,35 @@ impl Support {
 /// The verdict for one transform, looking only at the transform itself.
 pub fn classify(t: &PTransform) -> Support {
     classify_in(t, &std::collections::HashMap::new())
+}
+
+/// [`classify_in`], knowing the whole pipeline: a window assignment whose
+/// input and output PCollections have different coders (Beam Python's
+/// `WindowInto` re-types a pickled tuple as a KV, for instance) runs in its
+/// SDK harness, which can re-encode elements the runner holds as opaque
+/// bytes.
+pub fn classify_with(t: &PTransform, c: &Components) -> Support {
+    let s = classify_in(t, &c.environments);
+    let urn = t.spec.as_ref().map(|s| s.urn.as_str()).unwrap_or("");
+    if urn != primitives::ASSIGN_WINDOWS || !s.is_supported() {
+        return s;
+    }
+    let sdk_env = environments_of(t, &c.environments)
+        .is_some_and(|e| e.urn == environments::EXTERNAL || e.urn == environments::PROCESS);
+    let coder = |pc: Option<&String>| {
+        pc.and_then(|id| c.pcollections.get(id))
+            .map(|p| p.coder_id.as_str())
+    };
+    let (input, output) = (
+        coder(t.inputs.values().next()),
+        coder(t.outputs.values().next()),
+    );
+    if sdk_env && input != output {
+        return Support::Sdk(
+            "window assignment in an SDK harness (its output coder differs from its input's)",
+        );
+    }
+    s
 }
 
 /// [`classify`], knowing the pipeline's environments: a ParDo whose DoFn
@@ -110,16 +141,21 @@ fn classify_pardo(payload: &[u8], env: Option<&Environment>) -> Support {
     if fn_urn != ours::WASM_DOFN {
         return match env.map(|e| e.urn.as_str()) {
             Some(u) if u == environments::EXTERNAL || u == environments::PROCESS => {
-                if !p.state_specs.is_empty() || !p.timer_family_specs.is_empty() {
-                    Support::Unsupported("user state and timers in SDK harness DoFns are not wired into the runner yet".into())
-                } else if !p.restriction_coder_id.is_empty() {
+                let access = |si: &wasmbeam_proto::pipeline::v1::SideInput| {
+                    si.access_pattern.as_ref().map(|a| a.urn.clone()).unwrap_or_default()
+                };
+                if !p.restriction_coder_id.is_empty() {
                     Support::Unsupported("splittable DoFns in SDK harnesses are not supported yet".into())
-                } else if let Some((tag, _)) = p.side_inputs.iter().find(|(_, si)| {
-                    si.access_pattern.as_ref().map(|a| a.urn.as_str()) != Some(side_inputs::ITERABLE)
+                } else if let Some((tag, si)) = p.side_inputs.iter().find(|(_, si)| {
+                    let a = access(si);
+                    a != side_inputs::ITERABLE && a != side_inputs::MULTIMAP
                 }) {
                     Support::Unsupported(format!(
-                        "side input {tag} of an SDK harness DoFn uses the multimap access pattern, which is not wired into the runner yet (iterable side inputs are)"
+                        "side input {tag} of an SDK harness DoFn uses the unknown access pattern {:?}",
+                        access(si)
                     ))
+                } else if !p.state_specs.is_empty() || !p.timer_family_specs.is_empty() {
+                    Support::Sdk("stateful DoFn in an SDK harness (Fn API)")
                 } else {
                     Support::Sdk("DoFn in an SDK harness (Fn API)")
                 }

@@ -24,7 +24,7 @@ use wasmbeam_wasm_host::{
 
 use crate::builtin::Builtin;
 use crate::codec::CoderKv;
-use crate::sdk::{SdkDoFn, SdkHarnesses};
+use crate::sdk::{SdkDoFn, SdkHarnesses, SdkStatefulDoFn};
 use crate::udf::{WasmCombine, WasmDoFn};
 use crate::RunnerError;
 
@@ -345,7 +345,7 @@ pub fn translate(
             let i = pc(&mut graph, &single_in("reshuffle")?);
             let o = pc(&mut graph, &single_out("reshuffle")?);
             graph.add_op(name, OpKind::Reshuffle, vec![i], vec![o]);
-        } else if urn == primitives::ASSIGN_WINDOWS {
+        } else if urn == primitives::ASSIGN_WINDOWS && !matches!(support, Support::Sdk(_)) {
             let p = pb::WindowIntoPayload::decode(spec.payload.as_slice())
                 .map_err(|e| err(id, t, format!("bad window_into payload: {e}")))?;
             let wf = window_fn(p.window_fn.as_ref()).map_err(|e| err(id, t, e))?;
@@ -413,14 +413,15 @@ pub fn translate(
         } else if matches!(support, Support::Sdk(_)) {
             // Side inputs of a ParDo are named in its payload; the main
             // input is the other one.
-            let side_tags: Vec<String> = if urn == primitives::PAR_DO {
+            let (side_tags, stateful): (Vec<String>, bool) = if urn == primitives::PAR_DO {
                 let p = pb::ParDoPayload::decode(spec.payload.as_slice())
                     .map_err(|e| err(id, t, format!("bad ParDoPayload: {e}")))?;
                 let mut tags: Vec<String> = p.side_inputs.keys().cloned().collect();
                 tags.sort();
-                tags
+                let stateful = !p.state_specs.is_empty() || !p.timer_family_specs.is_empty();
+                (tags, stateful)
             } else {
-                vec![]
+                (vec![], false)
             };
             let mains: Vec<&String> = inputs
                 .iter()
@@ -463,7 +464,26 @@ pub fn translate(
                 .map(|tag| pc(&mut graph, &t.outputs[tag]))
                 .collect();
             let i = pc(&mut graph, main);
-            graph.add_op(name, OpKind::ParDo { exec, side_inputs }, vec![i], outs);
+            let kind = if stateful {
+                // State and timers are per key: the engine shuffles the
+                // input by key first.
+                let codec =
+                    CoderKv::new(coder_of(main).map_err(|e| err(id, t, e))?).map_err(|e| {
+                        err(
+                            id,
+                            t,
+                            format!("a DoFn with state or timers needs KV input: {e}"),
+                        )
+                    })?;
+                OpKind::StatefulParDo {
+                    exec: Arc::new(SdkStatefulDoFn(exec)),
+                    codec: Arc::new(codec),
+                    side_inputs,
+                }
+            } else {
+                OpKind::ParDo { exec, side_inputs }
+            };
+            graph.add_op(name, kind, vec![i], outs);
         } else if urn == primitives::PAR_DO {
             let p = pb::ParDoPayload::decode(spec.payload.as_slice())
                 .map_err(|e| err(id, t, format!("bad ParDoPayload: {e}")))?;

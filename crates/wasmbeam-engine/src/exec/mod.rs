@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::batch::{Batch, PANE_ON_TIME_ONLY};
+use crate::batch::{Batch, PANE_NO_FIRING, PANE_ON_TIME_ONLY};
 use crate::graph::{CombineExec, Graph, KvCodec, OpError, OpKind, PcId, Values};
 use crate::shuffle::{encode_record, partition_of, sorted_records, Budget, Record, Seq, Shuffle};
 use crate::textio::{plan_splits, read_split, Split, StagedText};
@@ -53,7 +53,7 @@ pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
     let mut staged_err = None;
     for (i, op) in g.ops.iter().enumerate() {
         match &op.kind {
-            OpKind::GroupByKey { .. } => {
+            OpKind::GroupByKey { .. } | OpKind::StatefulParDo { .. } => {
                 shuffles.insert(
                     i,
                     Shuffle::new(i, opts.partitions.max(1), spill_dir.clone(), budget.clone()),

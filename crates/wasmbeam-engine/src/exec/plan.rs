@@ -5,7 +5,7 @@ use super::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Root {
-    /// Impulse, ReadText or a GroupByKey's output.
+    /// Impulse, ReadText, or a shuffle's reader (GroupByKey, stateful ParDo).
     Op(usize),
     /// A ParDo whose side input is produced by its own stage: it runs in a
     /// stage of its own, over its collected main input.
@@ -18,7 +18,7 @@ pub(super) struct Stage {
     pub(super) ops: BTreeSet<usize>,
     /// PCollections produced inside the stage (including the root's).
     pub(super) produced: HashSet<PcId>,
-    /// Shuffles written.
+    /// Shuffles written (by the op that reads them).
     pub(super) writes_gbk: HashSet<usize>,
     pub(super) name: String,
 }
@@ -43,9 +43,7 @@ impl<'g> Planner<'g> {
                     list.push(i);
                 }
             }
-            if let OpKind::ParDo { side_inputs, .. } = &op.kind {
-                side_pcs.extend(side_inputs.iter().map(|(_, pc)| *pc));
-            }
+            side_pcs.extend(op.kind.side_inputs().iter().map(|(_, pc)| *pc));
         }
         Ok(Planner {
             g,
@@ -56,10 +54,7 @@ impl<'g> Planner<'g> {
     }
 
     pub(super) fn is_root_op(kind: &OpKind) -> bool {
-        matches!(
-            kind,
-            OpKind::Impulse | OpKind::ReadText { .. } | OpKind::GroupByKey { .. }
-        )
+        matches!(kind, OpKind::Impulse | OpKind::ReadText { .. }) || kind.is_shuffled()
     }
 
     pub(super) fn build_stage(&self, root: Root) -> Stage {
@@ -87,7 +82,7 @@ impl<'g> Planner<'g> {
             }
             for &c in &self.consumers[pc] {
                 let op = &self.g.ops[c];
-                if matches!(op.kind, OpKind::GroupByKey { .. }) {
+                if op.kind.is_shuffled() {
                     st.writes_gbk.insert(c);
                 } else if !Self::is_root_op(&op.kind)
                     && !self.deferred.contains(&c)
@@ -103,9 +98,10 @@ impl<'g> Planner<'g> {
     pub(super) fn reads(&self, st: &Stage) -> HashSet<PcId> {
         let mut r = HashSet::new();
         for &o in &st.ops {
-            if let OpKind::ParDo { side_inputs, .. } = &self.g.ops[o].kind {
-                r.extend(side_inputs.iter().map(|(_, pc)| *pc));
-            }
+            r.extend(self.g.ops[o].kind.side_inputs().iter().map(|(_, pc)| *pc));
+        }
+        if let Root::Op(o) = st.root {
+            r.extend(self.g.ops[o].kind.side_inputs().iter().map(|(_, pc)| *pc));
         }
         if let Root::Deferred(o) = st.root {
             r.insert(self.g.ops[o].inputs[0]);

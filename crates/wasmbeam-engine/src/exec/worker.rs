@@ -58,13 +58,27 @@ pub(super) fn run_stage(sh: &Shared<'_>, si: u32, st: &Stage) -> Result<(), Engi
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = st.name.clone();
     // Prepare ParDos with their side inputs.
-    for &o in &st.ops {
-        if let OpKind::ParDo { exec, side_inputs } = &g.ops[o].kind {
-            let mut sides = Vec::new();
-            for (tag, pc) in side_inputs {
-                sides.push((tag.clone(), gather(sh, *pc)));
+    let root_op = match st.root {
+        Root::Op(o) => Some(o),
+        Root::Deferred(_) => None,
+    };
+    for o in st.ops.iter().copied().chain(root_op) {
+        let sides = || -> Vec<(String, Batch)> {
+            g.ops[o]
+                .kind
+                .side_inputs()
+                .iter()
+                .map(|(tag, pc)| (tag.clone(), gather(sh, *pc)))
+                .collect()
+        };
+        match &g.ops[o].kind {
+            OpKind::ParDo { exec, .. } if Some(o) != root_op => {
+                exec.prepare(sides()).map_err(|m| sh.op_err(o, m))?
             }
-            exec.prepare(sides).map_err(|m| sh.op_err(o, m))?;
+            OpKind::StatefulParDo { exec, .. } if Some(o) == root_op => {
+                exec.prepare(sides()).map_err(|m| sh.op_err(o, m))?
+            }
+            _ => {}
         }
     }
     let (root_pc, sources): (Option<PcId>, Vec<Source>) = match st.root {
@@ -81,6 +95,15 @@ pub(super) fn run_stage(sh: &Shared<'_>, si: u32, st: &Stage) -> Result<(), Engi
                 let n = sh.shuffles[&o].partitions();
                 (
                     g.ops[o].outputs.first().copied(),
+                    (0..n).map(Source::Partition).collect(),
+                )
+            }
+            // Its outputs are pushed by the keyed run itself; the input
+            // stands in as the root (it is never pushed).
+            OpKind::StatefulParDo { .. } => {
+                let n = sh.shuffles[&o].partitions();
+                (
+                    g.ops[o].inputs.first().copied(),
                     (0..n).map(Source::Partition).collect(),
                 )
             }
@@ -199,6 +222,15 @@ pub(super) fn run_source(
         }
         Source::Partition(p) => {
             let Root::Op(o) = st.root else { return Ok(()) };
+            if let OpKind::StatefulParDo { exec, .. } = &sh.g.ops[o].kind {
+                let mut ctx = BundleCtx {
+                    stage: si,
+                    source,
+                    sub: 0,
+                    parts: 0,
+                };
+                return run_keyed_partition(sh, st, o, exec.as_ref(), *p, &mut ctx, local);
+            }
             group_partition(sh, o, *p, |b| emit(b, local))
         }
         Source::Stored(pc) => {
@@ -245,7 +277,7 @@ pub(super) fn push(
     let consumers: Vec<usize> = sh.consumers[pc]
         .iter()
         .copied()
-        .filter(|&i| st.ops.contains(&i) || matches!(g.ops[i].kind, OpKind::GroupByKey { .. }))
+        .filter(|&i| st.ops.contains(&i) || g.ops[i].kind.is_shuffled())
         .collect();
     let last = consumers.len().saturating_sub(1);
     let mut batch = Some(batch);
@@ -272,6 +304,9 @@ pub(super) fn push(
                     ctx,
                     local,
                 )?;
+            }
+            OpKind::StatefulParDo { codec, .. } => {
+                shuffle_write(sh, c, codec.as_ref(), None, &input, ctx, local)?;
             }
             OpKind::ParDo { exec, .. } => {
                 let outs = exec.process(input).map_err(|m| sh.op_err(c, m))?;
@@ -320,6 +355,98 @@ pub(super) fn push(
         }
     }
     Ok(())
+}
+
+/// Push one bundle of a stateful ParDo's outputs through the stage.
+fn push_outputs(
+    sh: &Shared<'_>,
+    st: &Stage,
+    op: usize,
+    outs: Vec<Batch>,
+    ctx: &mut BundleCtx,
+    local: &mut Local,
+) -> Result<(), EngineError> {
+    let outputs = &sh.g.ops[op].outputs;
+    if outs.len() != outputs.len() {
+        return Err(sh.op_err(
+            op,
+            format!(
+                "produced {} outputs, expected {}",
+                outs.len(),
+                outputs.len()
+            ),
+        ));
+    }
+    ctx.sub += 1;
+    ctx.parts = 0;
+    sh.opts.progress.bundles.fetch_add(1, Ordering::Relaxed);
+    for (out, &pc) in outs.into_iter().zip(outputs) {
+        push(sh, st, pc, out, ctx, local)?;
+    }
+    Ok(())
+}
+
+/// Elements per bundle handed to a stateful ParDo.
+const KEYED_BUNDLE: usize = 4096;
+
+/// Run one shuffle partition of a stateful ParDo: its elements in (key,
+/// window, arrival) order, then its timers until none is due.
+fn run_keyed_partition(
+    sh: &Shared<'_>,
+    st: &Stage,
+    op: usize,
+    exec: &dyn crate::graph::KeyedDoFnExec,
+    p: usize,
+    ctx: &mut BundleCtx,
+    local: &mut Local,
+) -> Result<(), EngineError> {
+    let buf = sh.shuffles[&op]
+        .take_partition(p)
+        .map_err(|m| sh.op_err(op, m))?;
+    let recs = sorted_records(&buf).map_err(|m| sh.op_err(op, m))?;
+    if recs.is_empty() {
+        return Ok(());
+    }
+    let mut run = exec.open().map_err(|m| sh.op_err(op, m))?;
+    let stopped = || -> Option<EngineError> {
+        if sh.opts.cancel.load(Ordering::SeqCst) {
+            return Some(EngineError::Cancelled);
+        }
+        sh.abort.load(Ordering::SeqCst).then(|| {
+            sh.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or(EngineError::Cancelled)
+        })
+    };
+    let mut v = Vec::new();
+    for chunk in recs.chunks(KEYED_BUNDLE) {
+        if let Some(e) = stopped() {
+            return Err(e);
+        }
+        let mut input = Batch::with_capacity(chunk.len(), 0);
+        for r in chunk {
+            v.clear();
+            v.extend_from_slice(r.key);
+            v.extend_from_slice(r.value);
+            input.push(&v, r.timestamp, [r.window], PANE_NO_FIRING);
+        }
+        let outs = run.process(input).map_err(|m| sh.op_err(op, m))?;
+        push_outputs(sh, st, op, outs, ctx, local)?;
+    }
+    drop(recs);
+    drop(buf);
+    // Batch: the input is done, so the watermark is at the end of time.
+    loop {
+        if let Some(e) = stopped() {
+            return Err(e);
+        }
+        match run.fire(i64::MAX).map_err(|m| sh.op_err(op, m))? {
+            Some(outs) => push_outputs(sh, st, op, outs, ctx, local)?,
+            None => return Ok(()),
+        }
+    }
 }
 
 pub(super) fn shuffle_write(

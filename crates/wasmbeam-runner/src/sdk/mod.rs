@@ -12,9 +12,23 @@
 //!   a coder the runner does not know is wrapped in `length_prefix`, so the
 //!   runner keeps its values as opaque bytes.
 //!
-//! Not yet: fusing consecutive SDK ParDos into one descriptor, several
-//! harnesses per environment, side inputs, state and timers, splittable
-//! DoFns, and bundle retries.
+//! * Side inputs are materialised by the engine and served over the State
+//!   API from memory: iterable ones by window, multimap ones by window and
+//!   key (with the key list).
+//! * A ParDo with user state or timers runs as the engine's stateful ParDo
+//!   ([`SdkStatefulDoFn`], in `keyed.rs`): its input is shuffled by key and
+//!   each partition gets its own state store and timer queue.
+//! * `coding.rs` holds the wire coders and the decoding of harness output.
+//!
+//! Not yet: fusing consecutive SDK steps into one descriptor, several
+//! harnesses per environment, splittable DoFns, and bundle retries.
+
+mod keyed;
+
+pub use keyed::SdkStatefulDoFn;
+mod coding;
+
+use coding::{decode_into, flatten_output_of, wire, wire_coder_id, Wire};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +36,7 @@ use std::time::Duration;
 
 use prost::Message;
 use wasmbeam_coders::{coder_from_proto, Coder, Context, PaneInfo, Reader, Value};
-use wasmbeam_engine::{Batch, DoFnExec, OpError, OpResult, Window};
+use wasmbeam_engine::{Batch, DoFnExec, OpError, OpResult};
 use wasmbeam_fnapi::{
     BundleInput, Endpoints, ExternalWorkerPool, FnApiServer, MemoryState, ProcessWorker,
     StateProvider, StateValue, Worker,
@@ -31,6 +45,9 @@ use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
 use wasmbeam_proto::urns::standard_environments::environments;
 use wasmbeam_proto::urns::standard_p_transforms::primitives;
+
+/// The access pattern of a side input read by key.
+const MULTIMAP_ACCESS: &str = "beam:side_input:multimap:v1";
 
 /// How long a harness may take to connect after it was started.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -143,116 +160,6 @@ impl Drop for SdkHarnesses {
     }
 }
 
-/// How a PCollection's elements cross the Fn API: its coder, with every
-/// coder the runner does not know wrapped in `length_prefix` (keys and
-/// values of a KV separately, so the runner can still group by key).
-#[derive(Clone)]
-struct Wire {
-    /// The runner's view of the element coder (unknown parts opaque).
-    element: Coder,
-    /// The windowed-value coder on the wire.
-    windowed: Coder,
-    /// The wire coder's id in the descriptor.
-    coder_id: String,
-}
-
-fn is_known(c: &Coder) -> bool {
-    !matches!(c, Coder::Opaque { .. }) && c.components().into_iter().all(is_known)
-}
-
-/// The id of coder `id` with its unknown parts length-prefixed, adding the
-/// coders that takes to `coders`.
-fn wire_coder_id(id: &str, coders: &mut HashMap<String, pb::Coder>) -> Result<String, String> {
-    let c = coder_from_proto(id, coders).map_err(|e| e.to_string())?;
-    if is_known(&c) {
-        return Ok(id.to_string());
-    }
-    let proto = coders[id].clone();
-    if matches!(c, Coder::Opaque { .. }) {
-        let lp = format!("wasmbeam-lp-{id}");
-        coders.insert(
-            lp.clone(),
-            pb::Coder {
-                spec: Some(pb::FunctionSpec {
-                    urn: "beam:coder:length_prefix:v1".into(),
-                    payload: vec![],
-                }),
-                component_coder_ids: vec![id.to_string()],
-            },
-        );
-        return Ok(lp);
-    }
-    let mut parts = Vec::with_capacity(proto.component_coder_ids.len());
-    for part in &proto.component_coder_ids {
-        parts.push(wire_coder_id(part, coders)?);
-    }
-    let w = format!("wasmbeam-w-{id}");
-    coders.insert(
-        w.clone(),
-        pb::Coder {
-            spec: proto.spec,
-            component_coder_ids: parts,
-        },
-    );
-    Ok(w)
-}
-
-/// Add the wire coder of PCollection `pc_id` to `coders`.
-fn wire(
-    pc_id: &str,
-    c: &pb::Components,
-    coders: &mut HashMap<String, pb::Coder>,
-) -> Result<Wire, String> {
-    let pc = c
-        .pcollections
-        .get(pc_id)
-        .ok_or_else(|| format!("unknown PCollection {pc_id}"))?;
-    let ws = c
-        .windowing_strategies
-        .get(&pc.windowing_strategy_id)
-        .ok_or_else(|| format!("PCollection {pc_id}: unknown windowing strategy"))?;
-    let element = coder_from_proto(&pc.coder_id, coders).map_err(|e| e.to_string())?;
-    let element_id = wire_coder_id(&pc.coder_id, coders)?;
-    let window_id = wire_coder_id(&ws.window_coder_id, coders)?;
-    let on_wire = coder_from_proto(&element_id, coders).map_err(|e| e.to_string())?;
-    let window = coder_from_proto(&window_id, coders).map_err(|e| e.to_string())?;
-    let coder_id = format!("wasmbeam-wire-{pc_id}");
-    coders.insert(
-        coder_id.clone(),
-        pb::Coder {
-            spec: Some(pb::FunctionSpec {
-                urn: "beam:coder:windowed_value:v1".into(),
-                payload: vec![],
-            }),
-            component_coder_ids: vec![element_id, window_id],
-        },
-    );
-    let windowed = Coder::WindowedValue {
-        value: Box::new(on_wire),
-        window: Box::new(window),
-    };
-    Ok(Wire {
-        element,
-        windowed,
-        coder_id,
-    })
-}
-
-/// The output PCollection of a Flatten that consumes `pc`, if one does.
-fn flatten_output_of<'a>(c: &'a pb::Components, pc: &str) -> Option<&'a str> {
-    c.transforms.values().find_map(|t| {
-        let is_flatten = t.subtransforms.is_empty()
-            && t.spec
-                .as_ref()
-                .is_some_and(|s| s.urn == primitives::FLATTEN);
-        if is_flatten && t.inputs.values().any(|i| i == pc) {
-            t.outputs.values().next().map(String::as_str)
-        } else {
-            None
-        }
-    })
-}
-
 /// One ParDo run in an SDK harness.
 pub struct SdkDoFn {
     harnesses: Arc<SdkHarnesses>,
@@ -260,12 +167,16 @@ pub struct SdkDoFn {
     descriptor_id: String,
     transform_id: String,
     input: Wire,
-    /// Side inputs by tag: how their elements are encoded for the harness.
-    sides: Vec<(String, Wire)>,
+    /// Side inputs by tag: how their elements are encoded for the harness,
+    /// and whether the harness reads them as a multimap (by key).
+    sides: Vec<(String, Wire, bool)>,
     /// The side inputs, materialised by `prepare`, served over State.
     state: Mutex<Option<Arc<MemoryState>>>,
     /// (sink transform id, wire) per output, in the engine's output order.
     outputs: Vec<(String, Wire)>,
+    /// The ParDo's timer families and their timer coders on the wire
+    /// (empty for a DoFn without timers).
+    timer_families: Vec<(String, Coder)>,
 }
 
 impl SdkDoFn {
@@ -320,7 +231,14 @@ impl SdkDoFn {
             if let Some(pc) = d.pcollections.get_mut(pc_id) {
                 pc.coder_id = on_wire;
             }
-            sides.push((tag.clone(), w));
+            let multimap = pb::ParDoPayload::decode(
+                t.spec.as_ref().map(|s| s.payload.as_slice()).unwrap_or(&[]),
+            )
+            .ok()
+            .and_then(|p| p.side_inputs.get(tag).cloned())
+            .and_then(|si| si.access_pattern)
+            .is_some_and(|a| a.urn == MULTIMAP_ACCESS);
+            sides.push((tag.clone(), w, multimap));
         }
         let port = |coder_id: &str| {
             fn_api::RemoteGrpcPort {
@@ -351,6 +269,35 @@ impl SdkDoFn {
                 vec![("out".into(), main_input.to_string())],
             ),
         );
+        // Timers cross in their family's coder, with the key coder as on
+        // the main input's wire (unknown coders length-prefixed), so the
+        // runner can tell timers apart.
+        let mut t = t.clone();
+        let mut timer_families = Vec::new();
+        if let Some(spec) = t.spec.as_mut().filter(|s| s.urn == primitives::PAR_DO) {
+            let mut p = pb::ParDoPayload::decode(spec.payload.as_slice())
+                .map_err(|e| format!("bad ParDoPayload: {e}"))?;
+            if !p.timer_family_specs.is_empty() {
+                d.timer_api_service_descriptor = Some(endpoint.clone());
+            }
+            let mut families: Vec<_> = p.timer_family_specs.iter_mut().collect();
+            families.sort_by(|a, b| a.0.cmp(b.0));
+            for (family, tf) in families {
+                let id = wire_coder_id(&tf.timer_family_coder_id, &mut d.coders)?;
+                let coder = coder_from_proto(&id, &d.coders)
+                    .map_err(|e| format!("timer family {family}: {e}"))?;
+                if !matches!(coder, Coder::Timer { .. }) {
+                    return Err(format!(
+                        "timer family {family}: its coder is {}, not beam:coder:timer:v1",
+                        coder.urn()
+                    ));
+                }
+                tf.timer_family_coder_id = id;
+                timer_families.push((family.clone(), coder));
+            }
+            spec.payload = p.encode_to_vec();
+        }
+        let t = &t;
         d.transforms.insert(transform_id.to_string(), t.clone());
         let mut outputs = Vec::new();
         for (i, tag) in tags.iter().enumerate() {
@@ -389,7 +336,54 @@ impl SdkDoFn {
             sides,
             state: Mutex::default(),
             outputs,
+            timer_families,
         })
+    }
+
+    /// True when the ParDo declares timer families.
+    pub fn has_timers(&self) -> bool {
+        !self.timer_families.is_empty()
+    }
+
+    /// Run one bundle in the harness, with `state` answering its state
+    /// requests (the side inputs alone when `None`).
+    fn bundle(
+        &self,
+        inputs: Vec<BundleInput>,
+        state: Option<Arc<dyn StateProvider>>,
+    ) -> OpResult<wasmbeam_fnapi::BundleOutput> {
+        let state = state.or_else(|| {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .map(|s| s as Arc<dyn StateProvider>)
+        });
+        self.harnesses
+            .rt
+            .block_on(
+                self.worker
+                    .process_bundle_with_state(&self.descriptor_id, inputs, state),
+            )
+            .map_err(OpError::new)
+    }
+
+    /// A bundle's output data as one engine batch per output.
+    fn batches(&self, out: &wasmbeam_fnapi::BundleOutput) -> OpResult<Vec<Batch>> {
+        let mut batches = Vec::with_capacity(self.outputs.len());
+        for (sink, w) in &self.outputs {
+            let mut b = Batch::default();
+            if let Some(bytes) = out.outputs.get(sink) {
+                decode_into(bytes, w, &mut b)?;
+            }
+            batches.push(b);
+        }
+        Ok(batches)
+    }
+
+    /// The side inputs, as the harness will ask for them.
+    fn side_state(&self) -> Option<Arc<MemoryState>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The engine bundle as windowed values on the wire.
@@ -425,135 +419,140 @@ impl SdkDoFn {
         }
         Ok(BundleInput {
             transform_id: "wasmbeam-source".into(),
+            timer_family: None,
             data,
             element_ends: ends,
         })
     }
 }
 
-fn decode_into(bytes: &[u8], wire: &Wire, out: &mut Batch) -> Result<(), String> {
-    let mut r = Reader::new(bytes);
-    let mut buf = Vec::new();
-    while !r.is_empty() {
-        let v = wire
-            .windowed
-            .decode_from(&mut r, Context::Nested)
-            .map_err(|e| format!("cannot decode the harness's output: {e}"))?;
-        let Value::WindowedValue(w) = v else {
-            return Err("the harness's output is not a windowed value".into());
-        };
-        buf.clear();
-        wire.element
-            .encode(&w.value, Context::Outer, &mut buf)
-            .map_err(|e| format!("cannot re-encode the harness's output: {e}"))?;
-        let windows: Vec<Window> = w
-            .windows
-            .iter()
-            .map(|win| match win {
-                Value::IntervalWindow(iw) => Window {
-                    start: iw.start,
-                    end: iw.end,
-                },
-                _ => Window::GLOBAL,
-            })
-            .collect();
-        let pane = w.pane.to_bytes().first().copied().unwrap_or(0x0f);
-        out.push(&buf, w.timestamp, windows, pane);
-    }
-    Ok(())
-}
-
-impl DoFnExec for SdkDoFn {
-    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
+impl SdkDoFn {
+    /// Materialise the side inputs the way the harness asks for them:
+    /// every element under (tag, window) for an iterable side input; for a
+    /// multimap one, the keys under (tag, window) and each key's values
+    /// under (tag, window, key). The harness maps a main input window to a
+    /// side input window itself and asks for that one.
+    fn load_side_inputs(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
         if side_inputs.is_empty() {
             return Ok(());
         }
-        // Every side input element, under (tag, window), encoded for the
-        // harness; the harness maps a main input window to a side input
-        // window itself and asks for that one.
-        let mut values: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
-        let mut ends: HashMap<(String, Vec<u8>), Vec<usize>> = HashMap::new();
+        let mut values: HashMap<fn_api::StateKey, StateValue> = HashMap::new();
+        let mut append = |key: fn_api::state_key::Type, bytes: &[u8]| {
+            let v = values
+                .entry(fn_api::StateKey { r#type: Some(key) })
+                .or_default();
+            v.data.extend_from_slice(bytes);
+            v.element_ends.push(v.data.len());
+        };
         for (tag, batch) in side_inputs {
-            let (_, w) = self
+            let (_, w, multimap) = self
                 .sides
                 .iter()
-                .find(|(t, _)| *t == tag)
+                .find(|(t, _, _)| *t == tag)
                 .ok_or_else(|| format!("unknown side input {tag:?}"))?;
             let Coder::WindowedValue { value: on_wire, .. } = &w.windowed else {
                 return Err("side input wire coder is not a windowed value".into());
             };
+            let kv_coders = match (&**on_wire, multimap) {
+                (Coder::Kv(k, v), true) => Some((k, v)),
+                (_, true) => {
+                    return Err(format!(
+                        "side input {tag} is read as a multimap, but its elements are not KVs ({})",
+                        on_wire.urn()
+                    )
+                    .into())
+                }
+                _ => None,
+            };
+            // Keys already listed, per window.
+            let mut seen: std::collections::HashSet<(Vec<u8>, Vec<u8>)> = Default::default();
+            let mut enc = Vec::new();
+            let mut key_enc = Vec::new();
             for e in batch.iter() {
                 let v = w
                     .element
                     .decode(e.value, Context::Outer)
                     .map_err(|err| format!("side input {tag}: cannot decode an element: {err}"))?;
-                let mut enc = Vec::new();
-                on_wire
-                    .encode(&v, Context::Nested, &mut enc)
-                    .map_err(|err| format!("side input {tag}: cannot encode an element: {err}"))?;
+                enc.clear();
+                key_enc.clear();
+                match (&kv_coders, &v) {
+                    (Some((kc, vc)), Value::Kv(k, val)) => {
+                        kc.encode(k, Context::Nested, &mut key_enc)
+                            .and_then(|()| vc.encode(val, Context::Nested, &mut enc))
+                            .map_err(|err| {
+                                format!("side input {tag}: cannot encode an element: {err}")
+                            })?;
+                    }
+                    _ => on_wire
+                        .encode(&v, Context::Nested, &mut enc)
+                        .map_err(|err| {
+                            format!("side input {tag}: cannot encode an element: {err}")
+                        })?,
+                }
                 for win in e.windows() {
-                    let mut key = Vec::new();
+                    let mut window = Vec::new();
                     if !win.is_global() {
                         wasmbeam_coders::encode_interval_window(
                             &wasmbeam_coders::IntervalWindow {
                                 start: win.start,
                                 end: win.end,
                             },
-                            &mut key,
+                            &mut window,
                         );
                     }
-                    let k = (tag.clone(), key);
-                    let data = values.entry(k.clone()).or_default();
-                    data.extend_from_slice(&enc);
-                    ends.entry(k).or_default().push(data.len());
+                    use fn_api::state_key::{
+                        IterableSideInput, MultimapKeysSideInput, MultimapSideInput, Type,
+                    };
+                    if kv_coders.is_none() {
+                        append(
+                            Type::IterableSideInput(IterableSideInput {
+                                transform_id: self.transform_id.clone(),
+                                side_input_id: tag.clone(),
+                                window,
+                            }),
+                            &enc,
+                        );
+                        continue;
+                    }
+                    if seen.insert((window.clone(), key_enc.clone())) {
+                        append(
+                            Type::MultimapKeysSideInput(MultimapKeysSideInput {
+                                transform_id: self.transform_id.clone(),
+                                side_input_id: tag.clone(),
+                                window: window.clone(),
+                            }),
+                            &key_enc,
+                        );
+                    }
+                    append(
+                        Type::MultimapSideInput(MultimapSideInput {
+                            transform_id: self.transform_id.clone(),
+                            side_input_id: tag.clone(),
+                            window,
+                            key: key_enc.clone(),
+                        }),
+                        &enc,
+                    );
                 }
             }
         }
         let state = MemoryState::default();
-        for ((tag, window), data) in values {
-            let element_ends = ends
-                .remove(&(tag.clone(), window.clone()))
-                .unwrap_or_default();
-            let key = fn_api::StateKey {
-                r#type: Some(fn_api::state_key::Type::IterableSideInput(
-                    fn_api::state_key::IterableSideInput {
-                        transform_id: self.transform_id.clone(),
-                        side_input_id: tag,
-                        window,
-                    },
-                )),
-            };
-            state.put(&key, StateValue { data, element_ends });
+        for (key, value) in values {
+            state.put(&key, value);
         }
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(state));
         Ok(())
     }
+}
+
+impl DoFnExec for SdkDoFn {
+    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
+        self.load_side_inputs(side_inputs)
+    }
 
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
         let bundle = self.encode(&input)?;
-        let state = self
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .map(|s| s as Arc<dyn StateProvider>);
-        let out = self
-            .harnesses
-            .rt
-            .block_on(self.worker.process_bundle_with_state(
-                &self.descriptor_id,
-                vec![bundle],
-                state,
-            ))
-            .map_err(OpError::new)?;
-        let mut batches = Vec::with_capacity(self.outputs.len());
-        for (sink, w) in &self.outputs {
-            let mut b = Batch::default();
-            if let Some(bytes) = out.outputs.get(sink) {
-                decode_into(bytes, w, &mut b)?;
-            }
-            batches.push(b);
-        }
-        Ok(batches)
+        let out = self.bundle(vec![bundle], None)?;
+        self.batches(&out)
     }
 }

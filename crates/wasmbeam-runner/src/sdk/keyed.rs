@@ -1,0 +1,207 @@
+//! Stateful SDK DoFns: user state and timers of a ParDo that runs in a
+//! harness, on the engine's keyed runs.
+//!
+//! The engine shuffles the ParDo's input by key and gives each partition
+//! one [`SdkKeyedRun`]. The run answers the harness's user-state requests
+//! (bag state, and the combining and value states SDKs build on it) from
+//! its own store, which holds only that partition's keys, and keeps the
+//! timers the harness sets. Timers come back from the harness on the data
+//! channel, in each family's timer coder; the last set or clear of a timer
+//! (key, tag, windows) wins. `fire` hands every due timer back to the
+//! harness in one bundle, earliest first, and the harness may set new ones
+//! while it fires them; the engine calls `fire` until none is due.
+//!
+//! In batch the watermark reaches the end of time once the input is done,
+//! so every timer fires then, event-time and processing-time alike. The
+//! watermark is an argument, so streaming can fire timers earlier.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmbeam_coders::{Coder, Context, Reader, Value};
+use wasmbeam_engine::{Batch, KeyedDoFnExec, KeyedRun, OpResult};
+use wasmbeam_fnapi::{BundleInput, MemoryState, StateProvider, StateValue};
+use wasmbeam_proto::fn_execution::v1 as fn_api;
+
+use super::SdkDoFn;
+
+/// A stateful ParDo in an SDK harness.
+pub struct SdkStatefulDoFn(pub Arc<SdkDoFn>);
+
+impl KeyedDoFnExec for SdkStatefulDoFn {
+    fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
+        self.0.load_side_inputs(side_inputs)
+    }
+
+    fn open(&self) -> OpResult<Box<dyn KeyedRun>> {
+        Ok(Box::new(SdkKeyedRun {
+            dofn: self.0.clone(),
+            state: Arc::new(KeyedState {
+                sides: self.0.side_state(),
+                user: MemoryState::default(),
+            }),
+            timers: BTreeMap::new(),
+        }))
+    }
+}
+
+/// A timer the harness set and that has not fired yet.
+struct Pending {
+    /// Index of its family in the ParDo's timer families.
+    family: usize,
+    /// When it fires.
+    fire: i64,
+    /// The timer as the harness encoded it (handed back when it fires).
+    encoded: Vec<u8>,
+}
+
+/// The state and timers of one partition's keys.
+pub struct SdkKeyedRun {
+    dofn: Arc<SdkDoFn>,
+    state: Arc<KeyedState>,
+    /// By (family, the timer's key, tag and windows encoded).
+    timers: BTreeMap<(usize, Vec<u8>), Pending>,
+}
+
+impl SdkKeyedRun {
+    fn run(&mut self, inputs: Vec<BundleInput>) -> OpResult<Vec<Batch>> {
+        let out = self
+            .dofn
+            .bundle(inputs, Some(self.state.clone() as Arc<dyn StateProvider>))?;
+        let dofn = self.dofn.clone();
+        for (fi, (family, coder)) in dofn.timer_families.iter().enumerate() {
+            let key = (dofn.transform_id.clone(), family.clone());
+            if let Some(bytes) = out.timers.get(&key) {
+                self.note_timers(fi, coder, bytes)
+                    .map_err(|e| format!("timer family {family}: {e}"))?;
+            }
+        }
+        self.dofn.batches(&out)
+    }
+
+    /// Record the timers the harness set or cleared.
+    fn note_timers(&mut self, family: usize, coder: &Coder, bytes: &[u8]) -> Result<(), String> {
+        let mut r = Reader::new(bytes);
+        while !r.is_empty() {
+            let start = r.position();
+            let v = coder
+                .decode_from(&mut r, Context::Nested)
+                .map_err(|e| format!("cannot decode a timer from the harness: {e}"))?;
+            let Value::Timer(mut t) = v else {
+                return Err("a timer from the harness is not a timer".into());
+            };
+            let encoded = bytes[start..r.position()].to_vec();
+            let firing = t.firing.take();
+            // The timer's identity: its encoding with the clear bit set.
+            let mut id = Vec::new();
+            coder
+                .encode(&Value::Timer(t), Context::Nested, &mut id)
+                .map_err(|e| format!("cannot encode a timer's identity: {e}"))?;
+            match firing {
+                Some(f) => {
+                    self.timers.insert(
+                        (family, id),
+                        Pending {
+                            family,
+                            fire: f.fire_timestamp,
+                            encoded,
+                        },
+                    );
+                }
+                None => {
+                    self.timers.remove(&(family, id));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KeyedRun for SdkKeyedRun {
+    fn process(&mut self, input: Batch) -> OpResult<Vec<Batch>> {
+        let bundle = self.dofn.encode(&input)?;
+        self.run(vec![bundle])
+    }
+
+    fn fire(&mut self, watermark: i64) -> OpResult<Option<Vec<Batch>>> {
+        let due: Vec<(usize, Vec<u8>)> = self
+            .timers
+            .iter()
+            .filter(|(_, p)| p.fire <= watermark)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(None);
+        }
+        let mut fired: Vec<Pending> = due
+            .into_iter()
+            .filter_map(|k| self.timers.remove(&k))
+            .collect();
+        fired.sort_by_key(|p| p.fire);
+        let mut inputs = vec![BundleInput {
+            transform_id: "wasmbeam-source".into(),
+            ..BundleInput::default()
+        }];
+        for (fi, (family, _)) in self.dofn.timer_families.iter().enumerate() {
+            let mut input = BundleInput {
+                transform_id: self.dofn.transform_id.clone(),
+                timer_family: Some(family.clone()),
+                ..BundleInput::default()
+            };
+            for p in fired.iter().filter(|p| p.family == fi) {
+                input.data.extend_from_slice(&p.encoded);
+                input.element_ends.push(input.data.len());
+            }
+            if !input.data.is_empty() {
+                inputs.push(input);
+            }
+        }
+        self.run(inputs).map(Some)
+    }
+}
+
+/// What a keyed bundle's state requests read: the side inputs, and the
+/// user state of the run's keys.
+struct KeyedState {
+    sides: Option<Arc<MemoryState>>,
+    user: MemoryState,
+}
+
+fn is_side_input(key: &fn_api::StateKey) -> bool {
+    use fn_api::state_key::Type;
+    matches!(
+        key.r#type,
+        Some(
+            Type::IterableSideInput(_)
+                | Type::MultimapSideInput(_)
+                | Type::MultimapKeysSideInput(_)
+                | Type::MultimapKeysValuesSideInput(_)
+        )
+    )
+}
+
+impl StateProvider for KeyedState {
+    fn get(&self, key: &fn_api::StateKey) -> Result<StateValue, String> {
+        if is_side_input(key) {
+            return match &self.sides {
+                Some(s) => s.get(key),
+                None => Ok(StateValue::default()),
+            };
+        }
+        self.user.get(key)
+    }
+
+    fn append(&self, key: &fn_api::StateKey, data: Vec<u8>) -> Result<(), String> {
+        if is_side_input(key) {
+            return Err("side inputs are read-only".into());
+        }
+        self.user.append(key, data)
+    }
+
+    fn clear(&self, key: &fn_api::StateKey) -> Result<(), String> {
+        if is_side_input(key) {
+            return Err("side inputs are read-only".into());
+        }
+        self.user.clear(key)
+    }
+}
