@@ -43,7 +43,8 @@ measure wasmbeam_py_2w ./target/release/wasmbeam run examples/wordcount/pipeline
   --set input="$corpus" --set output="$work/out-py/counts"
 measure native ./target/release/native-wordcount "$corpus" "$work/out-native.txt"
 if [ "${1:-}" != "--skip-beam" ]; then
-  measure beam_direct "$root/.venv/bin/python" benches/beam_wordcount.py "$corpus" "$work/out-beam/counts"
+  measure beam_direct "$root/.venv/bin/python" tests/e2e/beam_wordcount.py "$corpus" "$work/out-beam/counts" \
+    --shards=1 --runner=DirectRunner
 fi
 
 # Same counts everywhere.

@@ -391,6 +391,56 @@ fn a_plain_beam_python_pipeline_runs_with_loopback_in_its_own_sdk_harness() {
 }
 
 #[test]
+fn beam_python_wordcount_with_beams_own_text_io_runs_on_serve() {
+    // Beam's ReadFromText is a splittable DoFn and its WriteToText a
+    // composite of pickled DoFns with side inputs: the whole pipeline runs
+    // in the client's LOOPBACK harness, around the runner's GroupByKey.
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("state"));
+    let input = tmp.path().join("in.txt");
+    let mut text_in = String::new();
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for i in 0..3000 {
+        let verb = ["ran", "runs", "ran"][i % 3];
+        let line = format!(
+            "the beam {verb} wasm{}",
+            "abcdefg".as_bytes()[i % 7] as char
+        );
+        for w in line.split(' ') {
+            *want.entry(w.to_string()).or_default() += 1;
+        }
+        text_in.push_str(&line);
+        text_in.push('\n');
+    }
+    std::fs::write(&input, text_in).unwrap();
+    let prefix = tmp.path().join("out/counts");
+    let job = format!("--job_endpoint={}", server.endpoint);
+    let o = script(
+        "beam_wordcount.py",
+        &[
+            input.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+            "--runner=PortableRunner",
+            &job,
+            "--environment_type=LOOPBACK",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("STATE DONE"),
+        "{}",
+        text(&o)
+    );
+    let mut got = Vec::new();
+    for f in outputs(&tmp.path().join("out"), "counts") {
+        got.extend(sorted_lines(&f));
+    }
+    got.sort();
+    let mut expected: Vec<String> = want.iter().map(|(w, n)| format!("{w}: {n}")).collect();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn tenants_use_sdk_environments_only_where_their_policy_allows() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp_path = tmp.path().canonicalize().unwrap();

@@ -111,6 +111,8 @@ pub struct BundleOutput {
     pub timers: HashMap<(String, String), Vec<u8>>,
     /// The harness's response (metrics, residual roots, ...).
     pub response: fn_api::ProcessBundleResponse,
+    /// The bundle's instruction id (to finalize it).
+    pub instruction_id: String,
 }
 
 /// Inbound data of one bundle.
@@ -395,6 +397,19 @@ impl Worker {
             .cloned()
     }
 
+    /// Finalize bundle `instruction_id` once its output is committed (the
+    /// harness asked for it with `requires_finalization`).
+    pub async fn finalize_bundle(&self, instruction_id: &str) -> Result<(), FnApiError> {
+        let id = self.next_id();
+        let rx = self.send(
+            &id,
+            fn_api::instruction_request::Request::FinalizeBundle(fn_api::FinalizeBundleRequest {
+                instruction_id: instruction_id.to_string(),
+            }),
+        )?;
+        self.answered(&id, rx.await).map(|_| ())
+    }
+
     /// Run one bundle of descriptor `descriptor_id` without state: `inputs`
     /// holds the encoded elements for each data source transform.
     pub async fn process_bundle(
@@ -521,6 +536,7 @@ impl Worker {
             outputs,
             timers,
             response,
+            instruction_id: instruction_id.to_string(),
         })
     }
 

@@ -145,7 +145,7 @@ fn classify_pardo(payload: &[u8], env: Option<&Environment>) -> Support {
                     si.access_pattern.as_ref().map(|a| a.urn.clone()).unwrap_or_default()
                 };
                 if !p.restriction_coder_id.is_empty() {
-                    Support::Unsupported("splittable DoFns in SDK harnesses are not supported yet".into())
+                    Support::Sdk("splittable DoFn in an SDK harness (Fn API)")
                 } else if let Some((tag, si)) = p.side_inputs.iter().find(|(_, si)| {
                     let a = access(si);
                     a != side_inputs::ITERABLE && a != side_inputs::MULTIMAP

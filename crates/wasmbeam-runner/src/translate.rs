@@ -24,7 +24,7 @@ use wasmbeam_wasm_host::{
 
 use crate::builtin::Builtin;
 use crate::codec::CoderKv;
-use crate::sdk::{SdkDoFn, SdkHarnesses, SdkStatefulDoFn};
+use crate::sdk::{self, SdkHarnesses};
 use crate::udf::{WasmCombine, WasmDoFn};
 use crate::RunnerError;
 
@@ -411,34 +411,7 @@ pub fn translate(
                 vec![o],
             );
         } else if matches!(support, Support::Sdk(_)) {
-            // Side inputs of a ParDo are named in its payload; the main
-            // input is the other one.
-            let (side_tags, stateful): (Vec<String>, bool) = if urn == primitives::PAR_DO {
-                let p = pb::ParDoPayload::decode(spec.payload.as_slice())
-                    .map_err(|e| err(id, t, format!("bad ParDoPayload: {e}")))?;
-                let mut tags: Vec<String> = p.side_inputs.keys().cloned().collect();
-                tags.sort();
-                let stateful = !p.state_specs.is_empty() || !p.timer_family_specs.is_empty();
-                (tags, stateful)
-            } else {
-                (vec![], false)
-            };
-            let mains: Vec<&String> = inputs
-                .iter()
-                .filter(|(tag, _)| !side_tags.contains(tag))
-                .map(|(_, pc)| *pc)
-                .collect();
-            let [main] = mains.as_slice() else {
-                return Err(err(
-                    id,
-                    t,
-                    format!(
-                        "an SDK harness step needs exactly one main input, found {}",
-                        mains.len()
-                    ),
-                ));
-            };
-            let main = main.as_str();
+            let side_tags = sdk::side_tags(t).map_err(|m| err(id, t, m))?;
             let mut side_inputs = Vec::new();
             for tag in &side_tags {
                 let pcid = t.inputs.get(tag).ok_or_else(|| {
@@ -450,40 +423,24 @@ pub fn translate(
                 })?;
                 side_inputs.push((tag.clone(), pc(&mut graph, pcid)));
             }
-            let tags: Vec<String> = outputs.iter().map(|(tag, _)| (*tag).clone()).collect();
             if sdk.is_none() {
-                sdk = Some(Arc::new(SdkHarnesses::new().map_err(RunnerError::Host)?));
+                let cancel = opts.limits.interrupt.as_ref().map(|i| i.0.clone());
+                sdk = Some(Arc::new(
+                    SdkHarnesses::new(cancel).map_err(RunnerError::Host)?,
+                ));
             }
             let harnesses = sdk.as_ref().expect("just set");
-            let exec = Arc::new(
-                SdkDoFn::new(harnesses, c, id, main, &tags, &side_tags)
-                    .map_err(|m| err(id, t, m))?,
-            );
-            let outs = tags
-                .iter()
-                .map(|tag| pc(&mut graph, &t.outputs[tag]))
-                .collect();
-            let i = pc(&mut graph, main);
-            let kind = if stateful {
-                // State and timers are per key: the engine shuffles the
-                // input by key first.
-                let codec =
-                    CoderKv::new(coder_of(main).map_err(|e| err(id, t, e))?).map_err(|e| {
-                        err(
-                            id,
-                            t,
-                            format!("a DoFn with state or timers needs KV input: {e}"),
-                        )
-                    })?;
-                OpKind::StatefulParDo {
-                    exec: Arc::new(SdkStatefulDoFn(exec)),
-                    codec: Arc::new(codec),
-                    side_inputs,
-                }
-            } else {
-                OpKind::ParDo { exec, side_inputs }
+            let x = sdk::Transform {
+                id,
+                name: &name,
+                side_tags: &side_tags,
+                side_inputs,
             };
-            graph.add_op(name, kind, vec![i], outs);
+            for step in sdk::steps(harnesses, c, x).map_err(|m| err(id, t, m))? {
+                let i = pc(&mut graph, &step.input);
+                let outs = step.outputs.iter().map(|o| pc(&mut graph, o)).collect();
+                graph.add_op(step.name, step.kind, vec![i], outs);
+            }
         } else if urn == primitives::PAR_DO {
             let p = pb::ParDoPayload::decode(spec.payload.as_slice())
                 .map_err(|e| err(id, t, format!("bad ParDoPayload: {e}")))?;

@@ -18,19 +18,28 @@
 //! * A ParDo with user state or timers runs as the engine's stateful ParDo
 //!   ([`SdkStatefulDoFn`], in `keyed.rs`): its input is shuffled by key and
 //!   each partition gets its own state store and timer queue.
-//! * `coding.rs` holds the wire coders and the decoding of harness output.
+//! * A splittable ParDo is expanded into its three harness steps
+//!   (`sdf.rs`); the last one's checkpointed residuals are processed again
+//!   until none is left, and bundles that ask for finalization get it.
+//! * `steps.rs` turns one SDK transform into its engine ops; `coding.rs`
+//!   holds the wire coders and the decoding of harness output.
 //!
 //! Not yet: fusing consecutive SDK steps into one descriptor, several
-//! harnesses per environment, splittable DoFns, and bundle retries.
+//! harnesses per environment, runner-initiated splits, and bundle retries.
 
 mod keyed;
 
 pub use keyed::SdkStatefulDoFn;
+pub(crate) use sdf::expand as expand_splittable;
+pub(crate) use steps::{side_tags, steps, Transform};
 mod coding;
+mod sdf;
+mod steps;
 
 use coding::{decode_into, flatten_output_of, wire, wire_coder_id, Wire};
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +54,7 @@ use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
 use wasmbeam_proto::urns::standard_environments::environments;
 use wasmbeam_proto::urns::standard_p_transforms::primitives;
+use wasmbeam_proto::urns::standard_p_transforms::splittable_par_do_components as sdf_urns;
 
 /// The access pattern of a side input read by key.
 const MULTIMAP_ACCESS: &str = "beam:side_input:multimap:v1";
@@ -63,14 +73,18 @@ enum Started {
 /// The Fn API server and SDK harnesses of one job.
 pub struct SdkHarnesses {
     rt: tokio::runtime::Runtime,
+    /// Set when the job is cancelled: checkpointed restrictions are not
+    /// resumed then.
+    cancel: Option<Arc<AtomicBool>>,
     server: FnApiServer,
     workers: Mutex<HashMap<String, Worker>>,
     started: Mutex<Vec<Started>>,
 }
 
 impl SdkHarnesses {
-    /// Start the Fn API server (no harness yet).
-    pub fn new() -> Result<Self, String> {
+    /// Start the Fn API server (no harness yet); `cancel` is the job's
+    /// cancel flag.
+    pub fn new(cancel: Option<Arc<AtomicBool>>) -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("wasmbeam-fnapi")
@@ -82,6 +96,7 @@ impl SdkHarnesses {
             .map_err(|e| e.to_string())?;
         Ok(SdkHarnesses {
             rt,
+            cancel,
             server,
             workers: Mutex::default(),
             started: Mutex::default(),
@@ -177,7 +192,13 @@ pub struct SdkDoFn {
     /// The ParDo's timer families and their timer coders on the wire
     /// (empty for a DoFn without timers).
     timer_families: Vec<(String, Coder)>,
+    /// The step processes restrictions of a splittable DoFn: it may
+    /// checkpoint, and its residuals are processed again.
+    resumes: bool,
 }
+
+/// The longest wait honoured before a checkpointed restriction resumes.
+const MAX_RESUME_DELAY: Duration = Duration::from_secs(10);
 
 impl SdkDoFn {
     /// Build the descriptor of ParDo `transform_id` (outputs in `tags`
@@ -217,6 +238,19 @@ impl SdkDoFn {
         };
         add_pc(&mut d, main_input);
         let input = wire(main_input, components, &mut d.coders)?;
+        // A splittable DoFn's residuals come back encoded in its main
+        // input's PCollection coder, and go out again on the data source:
+        // both must be the wire coder.
+        let resumes = t
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.urn == sdf_urns::PROCESS_SIZED_ELEMENTS_AND_RESTRICTIONS);
+        if resumes {
+            let id = wire_coder_id(&components.pcollections[main_input].coder_id, &mut d.coders)?;
+            if let Some(pc) = d.pcollections.get_mut(main_input) {
+                pc.coder_id = id;
+            }
+        }
         // Side inputs: the harness decodes them with their PCollection's
         // coder, so that coder is the wire one (unknown parts prefixed).
         let mut sides = Vec::new();
@@ -337,7 +371,15 @@ impl SdkDoFn {
             state: Mutex::default(),
             outputs,
             timer_families,
+            resumes,
         })
+    }
+
+    fn cancelled(&self) -> bool {
+        self.harnesses
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
     }
 
     /// True when the ParDo declares timer families.
@@ -359,13 +401,23 @@ impl SdkDoFn {
                 .clone()
                 .map(|s| s as Arc<dyn StateProvider>)
         });
-        self.harnesses
+        let out = self
+            .harnesses
             .rt
             .block_on(
                 self.worker
                     .process_bundle_with_state(&self.descriptor_id, inputs, state),
             )
-            .map_err(OpError::new)
+            .map_err(OpError::new)?;
+        // Batch commits a bundle's output as soon as it is back, so a
+        // bundle that asks for finalization gets it right away.
+        if out.response.requires_finalization {
+            self.harnesses
+                .rt
+                .block_on(self.worker.finalize_bundle(&out.instruction_id))
+                .map_err(OpError::new)?;
+        }
+        Ok(out)
     }
 
     /// A bundle's output data as one engine batch per output.
@@ -551,8 +603,54 @@ impl DoFnExec for SdkDoFn {
     }
 
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
-        let bundle = self.encode(&input)?;
-        let out = self.bundle(vec![bundle], None)?;
-        self.batches(&out)
+        let mut inputs = vec![self.encode(&input)?];
+        let mut all: Vec<Batch> = Vec::new();
+        loop {
+            let out = self.bundle(inputs, None)?;
+            let batches = self.batches(&out)?;
+            if all.is_empty() {
+                all = batches;
+            } else {
+                for (a, b) in all.iter_mut().zip(&batches) {
+                    a.extend_from(b);
+                }
+            }
+            let residuals = &out.response.residual_roots;
+            if !self.resumes || residuals.is_empty() {
+                return Ok(all);
+            }
+            // The rest of each checkpointed restriction is new input, once
+            // the delay the DoFn asked for has passed.
+            let delay = residuals
+                .iter()
+                .filter_map(|r| r.requested_time_delay.as_ref())
+                .map(|d| {
+                    Duration::from_secs(d.seconds.max(0) as u64)
+                        + Duration::from_nanos(d.nanos.max(0) as u64)
+                })
+                .min()
+                .unwrap_or_default()
+                .min(MAX_RESUME_DELAY);
+            let until = std::time::Instant::now() + delay;
+            while std::time::Instant::now() < until {
+                if self.cancelled() {
+                    return Err(OpError::from("the job was cancelled"));
+                }
+                std::thread::sleep(Duration::from_millis(20).min(delay));
+            }
+            if self.cancelled() {
+                return Err(OpError::from("the job was cancelled"));
+            }
+            let mut again = BundleInput {
+                transform_id: "wasmbeam-source".into(),
+                ..BundleInput::default()
+            };
+            for r in residuals {
+                let Some(app) = &r.application else { continue };
+                again.data.extend_from_slice(&app.element);
+                again.element_ends.push(again.data.len());
+            }
+            inputs = vec![again];
+        }
     }
 }
