@@ -40,6 +40,9 @@
 //!   an external worker pool's `StartWorker`/`StopWorker` (EXTERNAL and
 //!   LOOPBACK).
 //!
+//! * **Metrics** (`metrics.rs`): the user metrics in bundle responses,
+//!   merged per job by each metric type's rule ([`MetricsAggregate`]).
+//!
 //! * **State** (`state.rs`): side inputs and user state, answered per
 //!   bundle from the [`StateProvider`] the bundle was started with, in pages
 //!   cut between elements with continuation tokens. [`MemoryState`] keeps
@@ -56,11 +59,13 @@
 #![deny(missing_docs)]
 
 mod environments;
+mod metrics;
 mod server;
 mod services;
 mod state;
 
 pub use environments::{Endpoints, ExternalWorkerPool, ProcessWorker};
+pub use metrics::MetricsAggregate;
 pub use server::{BundleInput, BundleOutput, FnApiError, FnApiServer, LogLine, Worker};
 pub use state::{MemoryState, StateProvider, StateValue, STATE_PAGE_BYTES};
 

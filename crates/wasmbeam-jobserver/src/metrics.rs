@@ -2,7 +2,8 @@
 //! (`beam:metric:element_count:v1`) and the UDFs' user metrics (counters,
 //! distributions and gauges, labelled with the transform's unique name).
 //! A user metric named `namespace/name` keeps its namespace; a bare name
-//! gets the transform's unique name as namespace.
+//! gets the transform's unique name as namespace. Metrics from SDK
+//! harnesses pass through as the harnesses reported them (merged).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -102,6 +103,8 @@ pub fn from_summary(s: &RunSummary, at_ms: i64) -> GetJobMetricsResponse {
             ));
         }
     }
+    // SDK harnesses report theirs as MonitoringInfos already.
+    infos.extend(s.sdk_metrics.iter().cloned());
     GetJobMetricsResponse {
         metrics: Some(MetricResults {
             attempted: infos.clone(),

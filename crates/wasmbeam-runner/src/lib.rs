@@ -148,6 +148,9 @@ pub struct RunSummary {
     pub element_counts: BTreeMap<String, u64>,
     /// User metrics per transform unique name.
     pub user_metrics: BTreeMap<String, UserMetrics>,
+    /// User metrics reported by SDK harnesses, as Beam `MonitoringInfo`s
+    /// (merged over bundles; labelled with Beam transform ids).
+    pub sdk_metrics: Vec<wasmbeam_proto::pipeline::v1::MonitoringInfo>,
     /// Shuffle bytes spilled to disk.
     pub spilled_bytes: usize,
     /// Stages run.
@@ -198,10 +201,12 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
             user_metrics.insert(name.clone(), m);
         }
     }
+    let sdk_metrics = t.sdk.as_ref().map(|s| s.metrics()).unwrap_or_default();
     Ok(RunSummary {
         outputs: r.outputs,
         element_counts,
         user_metrics,
+        sdk_metrics,
         spilled_bytes: r.spilled_bytes,
         stages: r.stages,
     })

@@ -47,8 +47,8 @@ use prost::Message;
 use wasmbeam_coders::{coder_from_proto, Coder, Context, PaneInfo, Reader, Value};
 use wasmbeam_engine::{Batch, DoFnExec, OpError, OpResult};
 use wasmbeam_fnapi::{
-    BundleInput, Endpoints, ExternalWorkerPool, FnApiServer, MemoryState, ProcessWorker,
-    StateProvider, StateValue, Worker,
+    BundleInput, Endpoints, ExternalWorkerPool, FnApiServer, MemoryState, MetricsAggregate,
+    ProcessWorker, StateProvider, StateValue, Worker,
 };
 use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
@@ -76,6 +76,8 @@ pub struct SdkHarnesses {
     /// Set when the job is cancelled: checkpointed restrictions are not
     /// resumed then.
     cancel: Option<Arc<AtomicBool>>,
+    /// User metrics from every bundle's response.
+    metrics: MetricsAggregate,
     server: FnApiServer,
     workers: Mutex<HashMap<String, Worker>>,
     started: Mutex<Vec<Started>>,
@@ -97,10 +99,16 @@ impl SdkHarnesses {
         Ok(SdkHarnesses {
             rt,
             cancel,
+            metrics: MetricsAggregate::default(),
             server,
             workers: Mutex::default(),
             started: Mutex::default(),
         })
+    }
+
+    /// The user metrics the harnesses reported, merged.
+    pub fn metrics(&self) -> Vec<wasmbeam_proto::pipeline::v1::MonitoringInfo> {
+        self.metrics.snapshot()
     }
 
     /// The harness of environment `env_id`, started on first use.
@@ -409,6 +417,7 @@ impl SdkDoFn {
                     .process_bundle_with_state(&self.descriptor_id, inputs, state),
             )
             .map_err(OpError::new)?;
+        self.harnesses.metrics.merge(&out.response.monitoring_infos);
         // Batch commits a bundle's output as soon as it is back, so a
         // bundle that asks for finalization gets it right away.
         if out.response.requires_finalization {
