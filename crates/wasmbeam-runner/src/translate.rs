@@ -338,8 +338,30 @@ pub fn translate(
             };
             graph.add_op(name, OpKind::WriteText(sink), vec![i], vec![]);
         } else if urn == primitives::FLATTEN {
-            let ins: Vec<PcId> = inputs.iter().map(|(_, p)| pc(&mut graph, p)).collect();
-            let o = pc(&mut graph, &single_out("flatten")?);
+            let out = single_out("flatten")?;
+            let mut ins: Vec<PcId> = Vec::new();
+            for (_, p) in &inputs {
+                // An input in another encoding is re-encoded first.
+                let start = |sdk: &mut Option<Arc<SdkHarnesses>>| -> Result<_, String> {
+                    if sdk.is_none() {
+                        let cancel = opts.limits.interrupt.as_ref().map(|i| i.0.clone());
+                        *sdk = Some(Arc::new(SdkHarnesses::new(cancel)?));
+                    }
+                    Ok(sdk.clone().expect("just set"))
+                };
+                match sdk::transcode_step(|| start(&mut sdk), c, id, p, &out)
+                    .map_err(|m| err(id, t, m))?
+                {
+                    Some(step) => {
+                        let i = pc(&mut graph, &step.input);
+                        let o = pc(&mut graph, &step.outputs[0]);
+                        graph.add_op(step.name, step.kind, vec![i], vec![o]);
+                        ins.push(o);
+                    }
+                    None => ins.push(pc(&mut graph, p)),
+                }
+            }
+            let o = pc(&mut graph, &out);
             graph.add_op(name, OpKind::Flatten, ins, vec![o]);
         } else if urn == composites::RESHUFFLE {
             let i = pc(&mut graph, &single_in("reshuffle")?);

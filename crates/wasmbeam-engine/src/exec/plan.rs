@@ -182,11 +182,34 @@ impl<'g> Planner<'g> {
                         order.push(i);
                     }
                     None => {
-                        return Err(EngineError::Plan(
-                            "the pipeline's stages depend on each other in a cycle".into(),
-                        ))
+                        // A stage that feeds a side input also waits for
+                        // it (its ParDo reads a side input computed
+                        // downstream of the stage's own output): run that
+                        // ParDo in a stage of its own, after both.
+                        let stuck = (0..n).filter(|&i| !done[i]).find_map(|i| {
+                            stages[i].ops.iter().copied().find(|&o| {
+                                matches!(self.g.ops[o].kind, OpKind::ParDo { .. })
+                                    && !self.g.ops[o].kind.side_inputs().is_empty()
+                                    && !self.deferred.contains(&o)
+                            })
+                        });
+                        match stuck {
+                            Some(o) => {
+                                self.deferred.insert(o);
+                                cut = Some(o);
+                                break;
+                            }
+                            None => {
+                                return Err(EngineError::Plan(
+                                    "the pipeline's stages depend on each other in a cycle".into(),
+                                ))
+                            }
+                        }
                     }
                 }
+            }
+            if cut.is_some() {
+                continue;
             }
             let mut stages: Vec<Option<Stage>> = stages.into_iter().map(Some).collect();
             let ordered = order.into_iter().filter_map(|i| stages[i].take()).collect();

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use wasmbeam_coders::{coder_from_proto, Coder, Context, Reader, Value};
 use wasmbeam_engine::{Batch, Window};
 use wasmbeam_proto::pipeline::v1 as pb;
-use wasmbeam_proto::urns::standard_p_transforms::primitives;
 
 /// How a PCollection's elements cross the Fn API: its coder, with every
 /// coder the runner does not know wrapped in `length_prefix` (keys and
@@ -103,21 +102,6 @@ pub(crate) fn wire(
         element,
         windowed,
         coder_id,
-    })
-}
-
-/// The output PCollection of a Flatten that consumes `pc`, if one does.
-pub(crate) fn flatten_output_of<'a>(c: &'a pb::Components, pc: &str) -> Option<&'a str> {
-    c.transforms.values().find_map(|t| {
-        let is_flatten = t.subtransforms.is_empty()
-            && t.spec
-                .as_ref()
-                .is_some_and(|s| s.urn == primitives::FLATTEN);
-        if is_flatten && t.inputs.values().any(|i| i == pc) {
-            t.outputs.values().next().map(String::as_str)
-        } else {
-            None
-        }
     })
 }
 

@@ -32,11 +32,13 @@ mod keyed;
 pub use keyed::SdkStatefulDoFn;
 pub(crate) use sdf::expand as expand_splittable;
 pub(crate) use steps::{side_tags, steps, Transform};
+pub(crate) use transcode::transcode_step;
 mod coding;
 mod sdf;
 mod steps;
+mod transcode;
 
-use coding::{decode_into, flatten_output_of, wire, wire_coder_id, Wire};
+use coding::{decode_into, wire, wire_coder_id, Wire};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -348,12 +350,7 @@ impl SdkDoFn {
                 .get(tag)
                 .ok_or_else(|| format!("output {tag:?} has no PCollection"))?;
             add_pc(&mut d, pc);
-            // Output that a Flatten consumes crosses in the Flatten's output
-            // coder, so every input of the Flatten arrives in one encoding
-            // (its inputs may have other coders that only the SDK can
-            // translate, such as pickled ones).
-            let coder_pc = flatten_output_of(components, pc).unwrap_or(pc.as_str());
-            let w = wire(coder_pc, components, &mut d.coders)?;
+            let w = wire(pc, components, &mut d.coders)?;
             let sink = format!("wasmbeam-sink-{i}");
             d.transforms.insert(
                 sink.clone(),
