@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use wasmbeam_engine::*;
 
+mod common;
+
 /// Keys are the bytes before `\0`; nested values are one length byte + bytes.
 struct NulCodec;
 impl KvCodec for NulCodec {
@@ -54,38 +56,12 @@ fn a_side_input_computed_from_the_main_inputs_own_stage_does_not_cycle() {
     // nums -> Normalize(total) -> out. Normalize sits in the stage that
     // feeds the GroupByKey, whose output it reads.
     let mut g = Graph::default();
-    let lines = g.add_pcollection("lines");
-    let nums = g.add_pcollection("nums");
-    let keyed = g.add_pcollection("keyed");
+    let lines = common::read(&mut g, &input);
+    let nums = common::pardo(&mut g, "Nums", map(|v, _| v.to_vec()), lines);
+    let keyed = common::pardo(&mut g, "Key", map(|v, _| [b"k\0", v].concat()), nums);
     let grouped = g.add_pcollection("grouped");
     let total = g.add_pcollection("total");
     let out = g.add_pcollection("out");
-    g.add_op(
-        "Read",
-        OpKind::ReadText {
-            patterns: vec![input.display().to_string()],
-        },
-        vec![],
-        vec![lines],
-    );
-    g.add_op(
-        "Nums",
-        OpKind::ParDo {
-            exec: map(|v, _| v.to_vec()),
-            side_inputs: vec![],
-        },
-        vec![lines],
-        vec![nums],
-    );
-    g.add_op(
-        "Key",
-        OpKind::ParDo {
-            exec: map(|v, _| [b"k\0", v].concat()),
-            side_inputs: vec![],
-        },
-        vec![nums],
-        vec![keyed],
-    );
     g.add_op(
         "Group",
         OpKind::GroupByKey {

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use wasmbeam_engine::*;
 
+mod common;
+
 /// `key \0 value` (outer); nested value = one length byte + bytes.
 struct NulCodec;
 impl KvCodec for NulCodec {
@@ -151,26 +153,9 @@ fn each_key_reaches_one_run_and_timers_fire_until_none_is_left() {
     }
     std::fs::write(&input, text).unwrap();
     let mut g = Graph::default();
-    let lines = g.add_pcollection("lines");
-    let kvs = g.add_pcollection("kvs");
+    let lines = common::read(&mut g, &input);
+    let kvs = common::pardo(&mut g, "Parse", Arc::new(Parse), lines);
     let fired = g.add_pcollection("fired");
-    g.add_op(
-        "Read",
-        OpKind::ReadText {
-            patterns: vec![input.display().to_string()],
-        },
-        vec![],
-        vec![lines],
-    );
-    g.add_op(
-        "Parse",
-        OpKind::ParDo {
-            exec: Arc::new(Parse),
-            side_inputs: vec![],
-        },
-        vec![lines],
-        vec![kvs],
-    );
     let owners = Arc::new(Mutex::new(HashMap::new()));
     let stateful = Arc::new(CountThenFire {
         owners: owners.clone(),
