@@ -11,7 +11,10 @@ use wasmbeam_proto::pipeline::v1::{
 };
 use wasmbeam_proto::urns::{
     standard_environments::environments,
-    standard_p_transforms::{combine_components, composites, deprecated_primitives, primitives},
+    standard_p_transforms::{
+        combine_components, composites, deprecated_primitives, primitives,
+        splittable_par_do_components as sdf,
+    },
     standard_side_input_types::enum_ as side_inputs,
 };
 use wasmbeam_proto::wasmbeam_urns as ours;
@@ -91,7 +94,13 @@ pub fn classify_in(
         u if u == composites::RESHUFFLE => Support::Native("reshuffle"),
         u if u == ours::READ_TEXT => Support::Native("read text files"),
         u if u == ours::WRITE_TEXT => Support::Native("write text files"),
-        u if u == primitives::PAR_DO => classify_pardo(payload, environments.get(&t.environment_id)),
+        u if u == primitives::PAR_DO
+            || u == sdf::PAIR_WITH_RESTRICTION
+            || u == sdf::SPLIT_AND_SIZE_RESTRICTIONS
+            || u == sdf::PROCESS_SIZED_ELEMENTS_AND_RESTRICTIONS =>
+        {
+            classify_pardo(payload, environments.get(&t.environment_id))
+        }
         u if u == composites::COMBINE_PER_KEY => match classify_combine(payload) {
             Support::Unsupported(_) if has_parts => Support::Composite,
             s => s,

@@ -220,6 +220,18 @@ pub fn translate(
     if !findings.is_empty() {
         return Err(RunnerError::Unsupported(findings));
     }
+    // Physical plan: splittable DoFns become their three harness steps.
+    let expanded = sdk::expand_splittable(pipeline).map_err(RunnerError::Invalid)?;
+    let pipeline = expanded.as_ref().unwrap_or(pipeline);
+    let view = PipelineView::new(pipeline).map_err(|e| RunnerError::Invalid(e.to_string()))?;
+    let fused = {
+        let units = view.execution_units();
+        let units: Vec<(&str, &pb::PTransform, bool)> = units
+            .iter()
+            .map(|(id, t, s)| (*id, *t, matches!(s, Support::Sdk(_))))
+            .collect();
+        sdk::fuse(&units)
+    };
     let c = view.components;
     let mut graph = Graph::default();
     let mut pcs: HashMap<String, PcId> = HashMap::new();
@@ -433,6 +445,10 @@ pub fn translate(
                 vec![o],
             );
         } else if matches!(support, Support::Sdk(_)) {
+            // A transform fused into another's step is run by that step.
+            if fused.head_of.get(id).is_some_and(|h| h != id) {
+                continue;
+            }
             let side_tags = sdk::side_tags(t).map_err(|m| err(id, t, m))?;
             let mut side_inputs = Vec::new();
             for tag in &side_tags {
@@ -452,11 +468,16 @@ pub fn translate(
                 ));
             }
             let harnesses = sdk.as_ref().expect("just set");
+            let one = [id.to_string()];
+            let members = fused.members.get(id).map(|m| m.as_slice()).unwrap_or(&one);
+            let exported = fused.exported.get(id).map(|e| e.as_slice()).unwrap_or(&[]);
             let x = sdk::Transform {
                 id,
                 name: &name,
                 side_tags: &side_tags,
                 side_inputs,
+                members,
+                exported,
             };
             for step in sdk::steps(harnesses, c, x).map_err(|m| err(id, t, m))? {
                 let i = pc(&mut graph, &step.input);

@@ -29,11 +29,13 @@
 
 mod keyed;
 
+pub(crate) use fusion::fuse;
 pub use keyed::SdkStatefulDoFn;
-pub(crate) use sdf::expand as expand_splittable;
+pub(crate) use sdf::expand_pipeline as expand_splittable;
 pub(crate) use steps::{side_tags, steps, Transform};
 pub(crate) use transcode::transcode_step;
 mod coding;
+mod fusion;
 mod sdf;
 mod steps;
 mod transcode;
@@ -216,11 +218,15 @@ impl SdkDoFn {
     pub fn new(
         harnesses: &Arc<SdkHarnesses>,
         components: &pb::Components,
-        transform_id: &str,
+        members: &[String],
         main_input: &str,
-        tags: &[String],
+        exported: &[String],
         side_tags: &[String],
     ) -> Result<Self, String> {
+        let transform_id = members
+            .first()
+            .ok_or("an SDK step needs at least one transform")?
+            .as_str();
         let t = &components.transforms[transform_id];
         let env = components
             .environments
@@ -343,12 +349,23 @@ impl SdkDoFn {
         }
         let t = &t;
         d.transforms.insert(transform_id.to_string(), t.clone());
+        // The rest of a fused step: transforms fed, through their main
+        // input, from inside the step.
+        for m in &members[1..] {
+            let mt = components
+                .transforms
+                .get(m)
+                .ok_or_else(|| format!("unknown transform {m}"))?;
+            for pc in mt.inputs.values().chain(mt.outputs.values()) {
+                add_pc(&mut d, pc);
+            }
+            d.transforms.insert(m.clone(), mt.clone());
+        }
+        for pc in t.outputs.values() {
+            add_pc(&mut d, pc);
+        }
         let mut outputs = Vec::new();
-        for (i, tag) in tags.iter().enumerate() {
-            let pc = t
-                .outputs
-                .get(tag)
-                .ok_or_else(|| format!("output {tag:?} has no PCollection"))?;
+        for (i, pc) in exported.iter().enumerate() {
             add_pc(&mut d, pc);
             let w = wire(pc, components, &mut d.coders)?;
             let sink = format!("wasmbeam-sink-{i}");

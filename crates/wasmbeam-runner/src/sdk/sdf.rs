@@ -12,9 +12,82 @@
 //! harness then returns residual roots (the rest of a restriction, encoded
 //! in the step's input coder, with a requested delay), which are processed
 //! again as new input until none is left (`SdkDoFn::process`).
+//!
+//! [`expand_pipeline`] does this for every splittable ParDo of a pipeline
+//! before it is translated (a physical-plan rewrite: the three steps take
+//! the ParDo's place in the transform tree), so fusion sees them as
+//! ordinary harness steps.
 
+use prost::Message;
 use wasmbeam_proto::pipeline::v1 as pb;
+use wasmbeam_proto::urns::standard_environments::environments;
+use wasmbeam_proto::urns::standard_p_transforms::primitives;
 use wasmbeam_proto::urns::standard_p_transforms::splittable_par_do_components as sdf_components;
+
+/// `pipeline` with every splittable ParDo of an SDK environment replaced by
+/// its three steps, or `None` when it has none.
+pub(crate) fn expand_pipeline(pipeline: &pb::Pipeline) -> Result<Option<pb::Pipeline>, String> {
+    let Some(c) = pipeline.components.as_ref() else {
+        return Ok(None);
+    };
+    let mut splittable: Vec<(String, String, String, String)> = Vec::new();
+    for (id, t) in &c.transforms {
+        let Some(spec) = t.spec.as_ref().filter(|s| s.urn == primitives::PAR_DO) else {
+            continue;
+        };
+        let in_sdk = c
+            .environments
+            .get(&t.environment_id)
+            .is_some_and(|e| e.urn == environments::EXTERNAL || e.urn == environments::PROCESS);
+        if !t.subtransforms.is_empty() || !in_sdk {
+            continue;
+        }
+        let p = pb::ParDoPayload::decode(spec.payload.as_slice())
+            .map_err(|e| format!("transform {id}: bad ParDoPayload: {e}"))?;
+        if p.restriction_coder_id.is_empty() {
+            continue;
+        }
+        let mains: Vec<_> = t
+            .inputs
+            .iter()
+            .filter(|(tag, _)| !p.side_inputs.contains_key(*tag))
+            .collect();
+        let [(tag, pc)] = mains.as_slice() else {
+            return Err(format!(
+                "splittable ParDo {id} needs exactly one main input, found {}",
+                mains.len()
+            ));
+        };
+        splittable.push((
+            id.clone(),
+            (*tag).clone(),
+            (*pc).clone(),
+            p.restriction_coder_id,
+        ));
+    }
+    if splittable.is_empty() {
+        return Ok(None);
+    }
+    splittable.sort();
+    let mut out = pipeline.clone();
+    let mut comps = c.clone();
+    for (id, tag, pc, restriction) in splittable {
+        let e = expand(&comps, &id, &tag, &pc, &restriction)?;
+        comps = e.components;
+        comps.transforms.remove(&id);
+        let replace = |list: &mut Vec<String>| {
+            if let Some(i) = list.iter().position(|x| *x == id) {
+                list.splice(i..=i, e.steps.iter().cloned());
+            }
+        };
+        for t in comps.transforms.values_mut() {
+            replace(&mut t.subtransforms);
+        }
+        replace(&mut out.root_transform_ids);
+    }
+    out.components = Some(comps);
+    Ok(Some(out))
+}
 
 /// The three steps of an expanded splittable ParDo, in order.
 pub(crate) struct Expanded {
@@ -22,8 +95,6 @@ pub(crate) struct Expanded {
     pub(crate) components: pb::Components,
     /// Transform ids of pair, split-and-size and process.
     pub(crate) steps: [String; 3],
-    /// The PCollections between them: paired, then sized.
-    pub(crate) between: [String; 2],
 }
 
 /// Expand splittable ParDo `transform_id`, whose main input is tag
@@ -138,7 +209,6 @@ pub(crate) fn expand(
     Ok(Expanded {
         components: c,
         steps: [pair, split, process],
-        between: [paired, sized],
     })
 }
 
@@ -178,13 +248,12 @@ mod tests {
         );
         let e = expand(&c, "sdf", "main", "in", "restr").unwrap();
         let [pair, split, process] = &e.steps;
-        let [paired, sized] = &e.between;
         let t = |id: &str| &e.components.transforms[id];
+        let (paired, sized) = (&t(pair).outputs["out"], &t(split).outputs["out"]);
         assert_eq!(
             t(pair).spec.as_ref().unwrap().urn,
             sdf_components::PAIR_WITH_RESTRICTION
         );
-        assert_eq!(t(pair).outputs["out"], *paired);
         assert_eq!(t(split).inputs["main"], *paired);
         assert_eq!(t(split).outputs["out"], *sized);
         assert_eq!(t(process).inputs["main"], *sized);

@@ -1,7 +1,7 @@
-//! The engine ops for one transform that runs in an SDK harness: a plain
-//! ParDo (or lifted combine phase, or window assignment), a stateful ParDo
-//! on the engine's keyed runs, or a splittable ParDo expanded into its
-//! three steps.
+//! The engine op for one fused SDK step (`fusion.rs`): a plain ParDo-like
+//! op (ParDos, lifted combine phases, window assignment, the steps of a
+//! splittable DoFn), or a stateful ParDo on the engine's keyed runs when
+//! the step's head has user state or timers.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use wasmbeam_engine::{OpKind, PcId};
 use wasmbeam_proto::pipeline::v1 as pb;
 use wasmbeam_proto::urns::standard_p_transforms::primitives;
 
-use super::{expand_splittable, SdkDoFn, SdkHarnesses, SdkStatefulDoFn};
+use super::{SdkDoFn, SdkHarnesses, SdkStatefulDoFn};
 use crate::codec::CoderKv;
 
 /// One engine op to add, with Beam PCollection ids for its edges.
@@ -26,16 +26,20 @@ pub(crate) struct Step {
     pub(crate) outputs: Vec<String>,
 }
 
-/// What the translator knows of the transform.
+/// What the translator knows of a fused SDK step.
 pub(crate) struct Transform<'a> {
-    /// Its id.
+    /// Its head's id.
     pub(crate) id: &'a str,
-    /// Its unique name.
+    /// Its head's unique name.
     pub(crate) name: &'a str,
-    /// The side inputs' tags, sorted.
+    /// The head's side inputs' tags, sorted.
     pub(crate) side_tags: &'a [String],
     /// The side inputs as engine PCollections, by tag.
     pub(crate) side_inputs: Vec<(String, PcId)>,
+    /// Its transforms, head first.
+    pub(crate) members: &'a [String],
+    /// Its outputs: the PCollections read outside it.
+    pub(crate) exported: &'a [String],
 }
 
 /// The side input tags of `t` (sorted): those its ParDo payload names.
@@ -50,71 +54,38 @@ pub(crate) fn side_tags(t: &pb::PTransform) -> Result<Vec<String>, String> {
     Ok(tags)
 }
 
-/// The engine ops of SDK transform `x`.
+/// The engine op of fused SDK step `x`.
 pub(crate) fn steps(
     harnesses: &Arc<SdkHarnesses>,
     c: &pb::Components,
     x: Transform<'_>,
 ) -> Result<Vec<Step>, String> {
     let t = &c.transforms[x.id];
-    let mains: Vec<(&String, &String)> = t
+    let mains: Vec<&String> = t
         .inputs
         .iter()
         .filter(|(tag, _)| !x.side_tags.contains(tag))
+        .map(|(_, pc)| pc)
         .collect();
-    let [(main_tag, main)] = mains.as_slice() else {
+    let [main] = mains.as_slice() else {
         return Err(format!(
             "an SDK harness step needs exactly one main input, found {}",
             mains.len()
         ));
     };
-    let mut tags: Vec<String> = t.outputs.keys().cloned().collect();
-    tags.sort();
-    let outputs: Vec<String> = tags.iter().map(|tag| t.outputs[tag].clone()).collect();
-    let payload = match t.spec.as_ref().filter(|s| s.urn == primitives::PAR_DO) {
-        Some(spec) => Some(
-            pb::ParDoPayload::decode(spec.payload.as_slice())
-                .map_err(|e| format!("bad ParDoPayload: {e}"))?,
-        ),
-        None => None,
+    let p = match t.spec.as_ref().filter(|s| s.urn == primitives::PAR_DO) {
+        Some(spec) => pb::ParDoPayload::decode(spec.payload.as_slice())
+            .map_err(|e| format!("bad ParDoPayload: {e}"))?,
+        None => pb::ParDoPayload::default(),
     };
-    let p = payload.unwrap_or_default();
-    if !p.restriction_coder_id.is_empty() {
-        let e = expand_splittable(c, x.id, main_tag, main, &p.restriction_coder_id)?;
-        let [pair, split, process] = &e.steps;
-        let [paired, sized] = &e.between;
-        let out = ["out".to_string()];
-        let step = |sid: &str, input: &str, tags: &[String], outputs: Vec<String>, what: &str| {
-            let exec = SdkDoFn::new(harnesses, &e.components, sid, input, tags, x.side_tags)?;
-            Ok::<_, String>(Step {
-                name: format!("{}/{what}", x.name),
-                kind: OpKind::ParDo {
-                    exec: Arc::new(exec),
-                    side_inputs: x.side_inputs.clone(),
-                },
-                input: input.to_string(),
-                outputs,
-            })
-        };
-        return Ok(vec![
-            step(
-                pair,
-                main,
-                &out,
-                vec![paired.clone()],
-                "PairWithRestriction",
-            )?,
-            step(
-                split,
-                paired,
-                &out,
-                vec![sized.clone()],
-                "SplitAndSizeRestrictions",
-            )?,
-            step(process, sized, &tags, outputs, "Process")?,
-        ]);
-    }
-    let exec = Arc::new(SdkDoFn::new(harnesses, c, x.id, main, &tags, x.side_tags)?);
+    let exec = Arc::new(SdkDoFn::new(
+        harnesses,
+        c,
+        x.members,
+        main,
+        x.exported,
+        x.side_tags,
+    )?);
     let kind = if !p.state_specs.is_empty() || !p.timer_family_specs.is_empty() {
         // State and timers are per key: the engine shuffles the input by
         // key first.
@@ -133,10 +104,14 @@ pub(crate) fn steps(
             side_inputs: x.side_inputs,
         }
     };
+    let name = match x.members.len() {
+        1 => x.name.to_string(),
+        n => format!("{} (+{} fused)", x.name, n - 1),
+    };
     Ok(vec![Step {
-        name: x.name.to_string(),
+        name,
         kind,
         input: main.to_string(),
-        outputs,
+        outputs: x.exported.to_vec(),
     }])
 }

@@ -173,7 +173,14 @@ pub(crate) fn transcode_step(
             ..Default::default()
         },
     );
-    let exec = SdkDoFn::new(&harnesses()?, &comps, &tid, input, &["out".into()], &[])?;
+    let exec = SdkDoFn::new(
+        &harnesses()?,
+        &comps,
+        std::slice::from_ref(&tid),
+        input,
+        std::slice::from_ref(&recoded),
+        &[],
+    )?;
     Ok(Some(Step {
         name,
         kind: OpKind::ParDo {
