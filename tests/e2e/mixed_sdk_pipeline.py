@@ -10,15 +10,13 @@ usage: mixed_sdk_pipeline.py POOL_ADDRESS IN OUT_PREFIX PIPELINE.pb COMPONENT
 import sys
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions
-from apache_beam.transforms import environments
-
 import wasmbeam
+from external_env import options, save
 
 
 def main():
     pool, src, dst, out, component = sys.argv[1:6]
-    opts = PipelineOptions(["--environment_type=EXTERNAL", "--environment_config=" + pool])
+    opts = options(pool)
     p = beam.Pipeline(options=opts)
     (p
      | wasmbeam.ReadFromText(src)
@@ -27,10 +25,7 @@ def main():
          lambda s: [s[: len(s) // 2], s[len(s) // 2:]]).with_output_types(str)
      | "Wasm" >> wasmbeam.WasmParDo(component, config="identity", output_type=str)
      | wasmbeam.WriteToText(dst))
-    env = environments.Environment.from_options(opts.view_as(PortableOptions))
-    proto = p.to_runner_api(default_environment=env)
-    with open(out, "wb") as f:
-        f.write(proto.SerializeToString())
+    save(p, opts, out)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,11 @@ enum Command {
         /// bytes per output element (default 128).
         #[arg(long)]
         max_output_mb: Option<usize>,
+        /// How many times a bundle that fails in an SDK harness (or whose
+        /// harness dies) is tried in all, each retry on a fresh harness
+        /// (default 3).
+        #[arg(long)]
+        bundle_attempts: Option<u32>,
     },
     /// Build a guest UDF source directory into a component.
     Build {
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
             bundle_deadline_secs,
             memory_mb,
             max_output_mb,
+            bundle_attempts,
         } => run::run(run::RunArgs {
             pipeline,
             workers,
@@ -172,6 +178,7 @@ fn main() -> ExitCode {
             bundle_deadline_secs,
             memory_mb,
             max_output_mb,
+            bundle_attempts,
         }),
         Command::Build { dir, output } => build(&dir, output),
         Command::Serve {

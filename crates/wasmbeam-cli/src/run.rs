@@ -20,6 +20,7 @@ pub struct RunArgs {
     pub bundle_deadline_secs: Option<u64>,
     pub memory_mb: Option<usize>,
     pub max_output_mb: Option<usize>,
+    pub bundle_attempts: Option<u32>,
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
@@ -71,6 +72,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     }
     if let Some(mb) = args.max_output_mb {
         opts.limits.max_output_bytes = mb.max(1) << 20;
+    }
+    if let Some(n) = args.bundle_attempts {
+        opts.bundle_attempts = n.max(1);
     }
     // Warnings wait until the outcome is printed: a failure's first line
     // on stderr is its cause.

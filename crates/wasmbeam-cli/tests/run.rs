@@ -652,6 +652,126 @@ fn every_beam_python_fixture_runs_in_a_real_worker_pool() {
     }
 }
 
+/// `tests/e2e/sdk_failures_pipeline.py`'s pipeline in `dir` (in.txt to
+/// out/result), misbehaving as `mode` says, against worker pool `pool`.
+fn failing_pipeline(dir: &Path, mode: &str, pool: &str) -> PathBuf {
+    let pipeline = dir.join(format!("{mode}.pb"));
+    let marker = dir.join("marker");
+    e2e_script(
+        "sdk_failures_pipeline.py",
+        &[
+            mode,
+            pool,
+            "in.txt",
+            "out/result",
+            marker.to_str().unwrap(),
+            pipeline.to_str().unwrap(),
+        ],
+        dir,
+    );
+    pipeline
+}
+
+#[test]
+fn a_harness_that_dies_mid_bundle_is_replaced_and_the_bundle_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "one\ntwo\nthree\n").unwrap();
+    let pool = WorkerPool::start();
+    let pipeline = failing_pipeline(tmp.path(), "crash-once", &pool.address);
+    let o = wasmbeam(&["run", pipeline.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The first harness really died (it left its pid in the marker).
+    assert!(tmp.path().join("marker").exists());
+    assert!(
+        stderr(&o).contains("retrying on a fresh harness"),
+        "{}",
+        stderr(&o)
+    );
+    let got = sorted_lines(&files_with_prefix(&tmp.path().join("out"), "result"));
+    assert_eq!(got, ["ONE", "THREE", "TWO"]);
+}
+
+#[test]
+fn a_dofn_that_always_raises_fails_the_job_with_its_traceback_after_the_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "x\n").unwrap();
+    let pool = WorkerPool::start();
+    let pipeline = failing_pipeline(tmp.path(), "always-raise", &pool.address);
+    let o = wasmbeam(
+        &["run", pipeline.to_str().unwrap(), "--bundle-attempts", "2"],
+        tmp.path(),
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let cause = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(cause.contains("transform \"Misbehave\""), "{err}");
+    assert!(err.contains("Traceback (most recent call last)"), "{err}");
+    assert!(
+        err.contains("ValueError: boom from the test DoFn: x"),
+        "{err}"
+    );
+    assert!(err.contains("(attempt 2 of 2)"), "{err}");
+    assert!(
+        !tmp.path().join("out").exists()
+            || files_with_prefix(&tmp.path().join("out"), "result").is_empty()
+    );
+}
+
+#[test]
+fn sigterm_during_an_sdk_bundle_stops_the_job_and_its_harness() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "x\n").unwrap();
+    let pool = WorkerPool::start();
+    let pipeline = failing_pipeline(tmp.path(), "sleep", &pool.address);
+    let mut child = common::wasmbeam_cmd(tmp.path())
+        .args(["run", pipeline.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The DoFn writes the marker as it falls asleep.
+    let waited = std::time::Instant::now();
+    while !tmp.path().join("marker").exists() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(120),
+            "the DoFn never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!harnesses_of(pool.child.id()).is_empty());
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < std::time::Duration::from_secs(20),
+            "wasmbeam run did not stop after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    while !harnesses_of(pool.child.id()).is_empty() {
+        assert!(
+            signalled.elapsed() < std::time::Duration::from_secs(30),
+            "SDK harness processes left after the cancelled job: {:?}",
+            harnesses_of(pool.child.id())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !tmp.path().join("out").exists()
+            || files_with_prefix(&tmp.path().join("out"), "result").is_empty()
+    );
+}
+
 /// Command lines of the SDK harness processes that worker pool `pool` started.
 fn harnesses_of(pool: u32) -> Vec<String> {
     let mut out = Vec::new();

@@ -88,6 +88,19 @@ impl MemoryState {
         self.lock().insert(key.encode_to_vec(), value);
     }
 
+    /// A copy of everything stored.
+    pub fn copy(&self) -> MemoryState {
+        MemoryState {
+            values: Mutex::new(self.lock().clone()),
+        }
+    }
+
+    /// Replace everything stored with what `other` holds.
+    pub fn restore(&self, other: MemoryState) {
+        let values = other.values.into_inner().unwrap_or_else(|p| p.into_inner());
+        *self.lock() = values;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, StateValue>> {
         self.values.lock().unwrap_or_else(|p| p.into_inner())
     }

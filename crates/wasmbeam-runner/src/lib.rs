@@ -120,6 +120,10 @@ pub struct RunOptions {
     pub cancel: Arc<AtomicBool>,
     /// Live progress.
     pub progress: Arc<Progress>,
+    /// How many times a bundle that fails in an SDK harness (or whose
+    /// harness dies) is tried in all, each retry on a fresh harness
+    /// (default 3).
+    pub bundle_attempts: u32,
 }
 
 impl Default for RunOptions {
@@ -135,6 +139,7 @@ impl Default for RunOptions {
             host: HostConfig::default(),
             cancel: e.cancel,
             progress: e.progress,
+            bundle_attempts: 3,
         }
     }
 }
@@ -179,6 +184,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
                 ..opts.limits.clone()
             },
             grants: opts.grants.clone(),
+            bundle_attempts: opts.bundle_attempts,
         },
     )?;
     let engine_opts = EngineOptions {

@@ -37,6 +37,8 @@ pub struct TranslateOptions {
     pub limits: Limits,
     /// Grants for every UDF instance.
     pub grants: Grants,
+    /// How many times a failed SDK harness bundle is tried in all.
+    pub bundle_attempts: u32,
 }
 
 /// The engine graph plus handles for metrics.
@@ -357,7 +359,7 @@ pub fn translate(
                 let start = |sdk: &mut Option<Arc<SdkHarnesses>>| -> Result<_, String> {
                     if sdk.is_none() {
                         let cancel = opts.limits.interrupt.as_ref().map(|i| i.0.clone());
-                        *sdk = Some(Arc::new(SdkHarnesses::new(cancel)?));
+                        *sdk = Some(Arc::new(SdkHarnesses::new(cancel, opts.bundle_attempts)?));
                     }
                     Ok(sdk.clone().expect("just set"))
                 };
@@ -464,7 +466,7 @@ pub fn translate(
             if sdk.is_none() {
                 let cancel = opts.limits.interrupt.as_ref().map(|i| i.0.clone());
                 sdk = Some(Arc::new(
-                    SdkHarnesses::new(cancel).map_err(RunnerError::Host)?,
+                    SdkHarnesses::new(cancel, opts.bundle_attempts).map_err(RunnerError::Host)?,
                 ));
             }
             let harnesses = sdk.as_ref().expect("just set");

@@ -65,9 +65,14 @@ pub struct SdkKeyedRun {
 
 impl SdkKeyedRun {
     fn run(&mut self, inputs: Vec<BundleInput>) -> OpResult<Vec<Batch>> {
-        let out = self
-            .dofn
-            .bundle(inputs, Some(self.state.clone() as Arc<dyn StateProvider>))?;
+        // A retried bundle starts from the state the failed attempt saw.
+        let saved = self.state.user.copy();
+        let user = &self.state.user;
+        let out = self.dofn.bundle(
+            inputs,
+            Some(self.state.clone() as Arc<dyn StateProvider>),
+            &mut || user.restore(saved.copy()),
+        )?;
         let dofn = self.dofn.clone();
         for (fi, (family, coder)) in dofn.timer_families.iter().enumerate() {
             let key = (dofn.transform_id.clone(), family.clone());

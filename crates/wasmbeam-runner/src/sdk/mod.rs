@@ -24,8 +24,11 @@
 //! * `steps.rs` turns one SDK transform into its engine ops; `coding.rs`
 //!   holds the wire coders and the decoding of harness output.
 //!
-//! Not yet: fusing consecutive SDK steps into one descriptor, several
-//! harnesses per environment, runner-initiated splits, and bundle retries.
+//! * A bundle that fails, or whose harness dies, is tried again on a fresh
+//!   harness (the job's `bundle_attempts`); a keyed run restores its state
+//!   first. Cancelling the job abandons the bundle in flight.
+//!
+//! Not yet: several harnesses per environment, runner-initiated splits.
 
 mod keyed;
 
@@ -43,7 +46,7 @@ mod transcode;
 use coding::{decode_into, wire, wire_coder_id, Wire};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,6 +77,25 @@ enum Started {
     },
 }
 
+impl Started {
+    /// Stop the harness: `StopWorker` on its pool, or kill its process.
+    fn stop(self, rt: &tokio::runtime::Runtime, server: &FnApiServer) {
+        if let Started::Pool(mut pool, id) = self {
+            let stop = pool.stop_worker(&id);
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
+                // Let the harness hang up first, so it does not see the
+                // server vanish under its open streams.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                while server.is_connected(&id) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+        // A process worker is killed when dropped here.
+    }
+}
+
 /// The Fn API server and SDK harnesses of one job.
 pub struct SdkHarnesses {
     rt: tokio::runtime::Runtime,
@@ -84,13 +106,18 @@ pub struct SdkHarnesses {
     metrics: MetricsAggregate,
     server: FnApiServer,
     workers: Mutex<HashMap<String, Worker>>,
-    started: Mutex<Vec<Started>>,
+    /// Every harness started, by worker id.
+    started: Mutex<Vec<(String, Started)>>,
+    /// Worker ids handed out so far.
+    next_worker: AtomicU64,
+    /// How many times a failed bundle is tried in all.
+    attempts: u32,
 }
 
 impl SdkHarnesses {
     /// Start the Fn API server (no harness yet); `cancel` is the job's
-    /// cancel flag.
-    pub fn new(cancel: Option<Arc<AtomicBool>>) -> Result<Self, String> {
+    /// cancel flag; a failed bundle is tried `attempts` times in all.
+    pub fn new(cancel: Option<Arc<AtomicBool>>, attempts: u32) -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("wasmbeam-fnapi")
@@ -107,7 +134,31 @@ impl SdkHarnesses {
             server,
             workers: Mutex::default(),
             started: Mutex::default(),
+            next_worker: AtomicU64::new(1),
+            attempts: attempts.max(1),
         })
+    }
+
+    /// Replace harness `failed` of environment `env_id` with a fresh one
+    /// (unless another bundle replaced it already), stopping the old one.
+    fn replace(&self, env_id: &str, env: &pb::Environment, failed: &Worker) -> Result<(), String> {
+        {
+            let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+            if workers.get(env_id).is_some_and(|w| w.id() == failed.id()) {
+                workers.remove(env_id);
+            }
+        }
+        let old = {
+            let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+            started
+                .iter()
+                .position(|(id, _)| id == failed.id())
+                .map(|i| started.remove(i).1)
+        };
+        if let Some(old) = old {
+            old.stop(&self.rt, &self.server);
+        }
+        self.worker(env_id, env).map(|_| ())
     }
 
     /// The user metrics the harnesses reported, merged.
@@ -121,7 +172,8 @@ impl SdkHarnesses {
         if let Some(w) = workers.get(env_id) {
             return Ok(w.clone());
         }
-        let worker_id = format!("wasmbeam-{}-{}", std::process::id(), workers.len() + 1);
+        let n = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        let worker_id = format!("wasmbeam-{}-{n}", std::process::id());
         let endpoints = Endpoints::all_at(&self.server.endpoint().url);
         let started = if env.urn == environments::EXTERNAL {
             let p = pb::ExternalPayload::decode(env.payload.as_slice())
@@ -155,7 +207,7 @@ impl SdkHarnesses {
         self.started
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(started);
+            .push((worker_id.clone(), started));
         let w = self
             .rt
             .block_on(self.server.worker(&worker_id, CONNECT_TIMEOUT))
@@ -168,21 +220,8 @@ impl SdkHarnesses {
 impl Drop for SdkHarnesses {
     fn drop(&mut self) {
         let started = std::mem::take(&mut *self.started.lock().unwrap_or_else(|p| p.into_inner()));
-        for s in started {
-            if let Started::Pool(mut pool, id) = s {
-                let stop = pool.stop_worker(&id);
-                let server = &self.server;
-                self.rt.block_on(async {
-                    let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
-                    // Let the harness hang up first, so it does not see the
-                    // server vanish under its open streams.
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-                    while server.is_connected(&id) && tokio::time::Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                });
-            }
-            // Process workers are killed when dropped here.
+        for (_, s) in started {
+            s.stop(&self.rt, &self.server);
         }
     }
 }
@@ -190,7 +229,8 @@ impl Drop for SdkHarnesses {
 /// One ParDo run in an SDK harness.
 pub struct SdkDoFn {
     harnesses: Arc<SdkHarnesses>,
-    worker: Worker,
+    /// The environment (id and proto) whose harness runs the bundles.
+    env: (String, pb::Environment),
     descriptor_id: String,
     transform_id: String,
     input: Wire,
@@ -207,6 +247,16 @@ pub struct SdkDoFn {
     /// The step processes restrictions of a splittable DoFn: it may
     /// checkpoint, and its residuals are processed again.
     resumes: bool,
+}
+
+/// Resolves once `cancel` is set (never without a flag).
+async fn cancelled(cancel: Option<Arc<AtomicBool>>) {
+    let Some(flag) = cancel else {
+        return std::future::pending().await;
+    };
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The longest wait honoured before a checkpointed restriction resumes.
@@ -380,12 +430,12 @@ impl SdkDoFn {
             );
             outputs.push((sink, w));
         }
-        let worker = harnesses.worker(&t.environment_id, env)?;
+        harnesses.worker(&t.environment_id, env)?;
         let descriptor_id = d.id.clone();
         harnesses.server.register(d);
         Ok(SdkDoFn {
             harnesses: harnesses.clone(),
-            worker,
+            env: (t.environment_id.clone(), env.clone()),
             descriptor_id,
             transform_id: transform_id.to_string(),
             input,
@@ -410,11 +460,15 @@ impl SdkDoFn {
     }
 
     /// Run one bundle in the harness, with `state` answering its state
-    /// requests (the side inputs alone when `None`).
+    /// requests (the side inputs alone when `None`). A bundle that fails,
+    /// or whose harness dies, is tried again on a fresh harness (up to the
+    /// job's attempts); `before_retry` undoes what the failed attempt did
+    /// (a keyed run restores its state).
     fn bundle(
         &self,
         inputs: Vec<BundleInput>,
         state: Option<Arc<dyn StateProvider>>,
+        before_retry: &mut dyn FnMut(),
     ) -> OpResult<wasmbeam_fnapi::BundleOutput> {
         let state = state.or_else(|| {
             self.state
@@ -423,21 +477,56 @@ impl SdkDoFn {
                 .clone()
                 .map(|s| s as Arc<dyn StateProvider>)
         });
-        let out = self
-            .harnesses
-            .rt
-            .block_on(
-                self.worker
-                    .process_bundle_with_state(&self.descriptor_id, inputs, state),
-            )
-            .map_err(OpError::new)?;
+        let attempts = self.harnesses.attempts;
+        let mut attempt = 1;
+        let out = loop {
+            let worker = self.harnesses.worker(&self.env.0, &self.env.1)?;
+            let cancel = self.harnesses.cancel.clone();
+            let result = self.harnesses.rt.block_on(async {
+                let run = worker.process_bundle_with_state(
+                    &self.descriptor_id,
+                    inputs.clone(),
+                    state.clone(),
+                );
+                tokio::select! {
+                    r = run => Some(r),
+                    () = cancelled(cancel) => None,
+                }
+            });
+            // Cancelling the job abandons the bundle; the harness is
+            // stopped with the job.
+            let Some(result) = result else {
+                return Err(OpError::from("the job was cancelled"));
+            };
+            match result {
+                Ok(out) => break (out, worker),
+                Err(e) if attempt >= attempts || self.cancelled() => {
+                    let tries = if attempt > 1 {
+                        format!(" (attempt {attempt} of {attempts})")
+                    } else {
+                        String::new()
+                    };
+                    return Err(OpError::from(format!("{e}{tries}")));
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "bundle of {} failed (attempt {attempt} of {attempts}); retrying on a fresh harness: {e}",
+                        self.transform_id
+                    );
+                    before_retry();
+                    self.harnesses.replace(&self.env.0, &self.env.1, &worker)?;
+                    attempt += 1;
+                }
+            }
+        };
+        let (out, worker) = out;
         self.harnesses.metrics.merge(&out.response.monitoring_infos);
         // Batch commits a bundle's output as soon as it is back, so a
         // bundle that asks for finalization gets it right away.
         if out.response.requires_finalization {
             self.harnesses
                 .rt
-                .block_on(self.worker.finalize_bundle(&out.instruction_id))
+                .block_on(worker.finalize_bundle(&out.instruction_id))
                 .map_err(OpError::new)?;
         }
         Ok(out)
@@ -629,7 +718,7 @@ impl DoFnExec for SdkDoFn {
         let mut inputs = vec![self.encode(&input)?];
         let mut all: Vec<Batch> = Vec::new();
         loop {
-            let out = self.bundle(inputs, None)?;
+            let out = self.bundle(inputs, None, &mut || {})?;
             let batches = self.batches(&out)?;
             if all.is_empty() {
                 all = batches;
