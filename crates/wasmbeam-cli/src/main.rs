@@ -97,6 +97,10 @@ enum Command {
         /// (default 3).
         #[arg(long)]
         bundle_attempts: Option<u32>,
+        /// SDK harnesses to start per environment, sharing its bundles
+        /// (default 1; Beam's --sdk_worker_parallelism on `serve`).
+        #[arg(long)]
+        sdk_workers: Option<usize>,
     },
     /// Build a guest UDF source directory into a component.
     Build {
@@ -170,6 +174,7 @@ fn main() -> ExitCode {
             memory_mb,
             max_output_mb,
             bundle_attempts,
+            sdk_workers,
         } => run::run(run::RunArgs {
             pipeline,
             workers,
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
             memory_mb,
             max_output_mb,
             bundle_attempts,
+            sdk_workers,
         }),
         Command::Build { dir, output } => build(&dir, output),
         Command::Serve {

@@ -21,6 +21,7 @@ pub struct RunArgs {
     pub memory_mb: Option<usize>,
     pub max_output_mb: Option<usize>,
     pub bundle_attempts: Option<u32>,
+    pub sdk_workers: Option<usize>,
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
@@ -75,6 +76,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     }
     if let Some(n) = args.bundle_attempts {
         opts.bundle_attempts = n.max(1);
+    }
+    if let Some(n) = args.sdk_workers {
+        opts.sdk_workers = n.max(1);
     }
     // Warnings wait until the outcome is printed: a failure's first line
     // on stderr is its cause.

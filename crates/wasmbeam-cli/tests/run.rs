@@ -652,17 +652,17 @@ fn every_beam_python_fixture_runs_in_a_real_worker_pool() {
     }
 }
 
-/// `tests/e2e/sdk_failures_pipeline.py`'s pipeline in `dir` (in.txt to
-/// out/result), misbehaving as `mode` says, against worker pool `pool`.
-fn failing_pipeline(dir: &Path, mode: &str, pool: &str) -> PathBuf {
+/// `tests/e2e/sdk_dofn_modes.py`'s pipeline in `dir` (in*.txt to
+/// out/result), its DoFn acting as `mode` says, against worker pool `pool`.
+fn dofn_mode_pipeline(dir: &Path, mode: &str, pool: &str) -> PathBuf {
     let pipeline = dir.join(format!("{mode}.pb"));
     let marker = dir.join("marker");
     e2e_script(
-        "sdk_failures_pipeline.py",
+        "sdk_dofn_modes.py",
         &[
             mode,
             pool,
-            "in.txt",
+            "in*.txt",
             "out/result",
             marker.to_str().unwrap(),
             pipeline.to_str().unwrap(),
@@ -677,7 +677,7 @@ fn a_harness_that_dies_mid_bundle_is_replaced_and_the_bundle_retried() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("in.txt"), "one\ntwo\nthree\n").unwrap();
     let pool = WorkerPool::start();
-    let pipeline = failing_pipeline(tmp.path(), "crash-once", &pool.address);
+    let pipeline = dofn_mode_pipeline(tmp.path(), "crash-once", &pool.address);
     let o = wasmbeam(&["run", pipeline.to_str().unwrap()], tmp.path());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // The first harness really died (it left its pid in the marker).
@@ -696,7 +696,7 @@ fn a_dofn_that_always_raises_fails_the_job_with_its_traceback_after_the_retries(
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("in.txt"), "x\n").unwrap();
     let pool = WorkerPool::start();
-    let pipeline = failing_pipeline(tmp.path(), "always-raise", &pool.address);
+    let pipeline = dofn_mode_pipeline(tmp.path(), "always-raise", &pool.address);
     let o = wasmbeam(
         &["run", pipeline.to_str().unwrap(), "--bundle-attempts", "2"],
         tmp.path(),
@@ -725,7 +725,7 @@ fn sigterm_during_an_sdk_bundle_stops_the_job_and_its_harness() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("in.txt"), "x\n").unwrap();
     let pool = WorkerPool::start();
-    let pipeline = failing_pipeline(tmp.path(), "sleep", &pool.address);
+    let pipeline = dofn_mode_pipeline(tmp.path(), "sleep", &pool.address);
     let mut child = common::wasmbeam_cmd(tmp.path())
         .args(["run", pipeline.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
@@ -769,6 +769,38 @@ fn sigterm_during_an_sdk_bundle_stops_the_job_and_its_harness() {
     assert!(
         !tmp.path().join("out").exists()
             || files_with_prefix(&tmp.path().join("out"), "result").is_empty()
+    );
+}
+
+#[test]
+fn sdk_workers_spread_bundles_over_several_harnesses() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Eight files: eight read splits, so eight bundles for two workers.
+    for i in 0..8 {
+        std::fs::write(tmp.path().join(format!("in{i}.txt")), format!("line{i}\n")).unwrap();
+    }
+    let pool = WorkerPool::start();
+    let pipeline = dofn_mode_pipeline(tmp.path(), "pid", &pool.address);
+    let o = wasmbeam(
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--workers",
+            "2",
+            "--sdk-workers",
+            "2",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got = sorted_lines(&files_with_prefix(&tmp.path().join("out"), "result"));
+    assert_eq!(got.len(), 8, "{got:?}");
+    let pids: std::collections::BTreeSet<&str> =
+        got.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
+    assert_eq!(
+        pids.len(),
+        2,
+        "two harness processes shared the bundles: {got:?}"
     );
 }
 

@@ -505,6 +505,7 @@ impl Jobs {
             limits: limits.limits,
             udf_memory_budget: limits.udf_memory_budget,
             grants: limits.grants,
+            sdk_workers: limits.sdk_workers,
             host: HostConfig {
                 cache_dir: Some(self.cfg.state_dir.join("wasm-cache")),
                 ..HostConfig::default()

@@ -35,6 +35,9 @@ pub struct JobLimits {
     pub udf_memory_budget: usize,
     /// Directories granted to UDFs.
     pub grants: Grants,
+    /// SDK harnesses per environment (Beam's `sdk_worker_parallelism`; 0
+    /// there means one per worker thread), at most the worker threads.
+    pub sdk_workers: usize,
 }
 
 fn option<'a>(options: &'a prost_types::Struct, name: &str) -> Option<&'a Kind> {
@@ -142,11 +145,17 @@ pub fn job_limits(tenant: &Tenant, options: &prost_types::Struct) -> Result<JobL
         }
         grants.read_only_dirs.push((host_path, guest));
     }
+    let sdk_workers = match option_u64(options, "sdk_worker_parallelism")? {
+        Some(0) => workers,
+        Some(n) => (n as usize).min(workers.max(1)),
+        None => 1,
+    };
     Ok(JobLimits {
         workers,
         limits,
         udf_memory_budget,
         grants,
+        sdk_workers,
     })
 }
 

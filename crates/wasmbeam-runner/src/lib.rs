@@ -124,6 +124,9 @@ pub struct RunOptions {
     /// harness dies) is tried in all, each retry on a fresh harness
     /// (default 3).
     pub bundle_attempts: u32,
+    /// SDK harnesses started per environment, sharing its bundles (Beam's
+    /// `--sdk_worker_parallelism`; default 1).
+    pub sdk_workers: usize,
 }
 
 impl Default for RunOptions {
@@ -140,6 +143,7 @@ impl Default for RunOptions {
             cancel: e.cancel,
             progress: e.progress,
             bundle_attempts: 3,
+            sdk_workers: 1,
         }
     }
 }
@@ -185,6 +189,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
             },
             grants: opts.grants.clone(),
             bundle_attempts: opts.bundle_attempts,
+            sdk_workers: opts.sdk_workers,
         },
     )?;
     let engine_opts = EngineOptions {

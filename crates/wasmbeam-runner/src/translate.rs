@@ -39,6 +39,8 @@ pub struct TranslateOptions {
     pub grants: Grants,
     /// How many times a failed SDK harness bundle is tried in all.
     pub bundle_attempts: u32,
+    /// SDK harnesses per environment.
+    pub sdk_workers: usize,
 }
 
 /// The engine graph plus handles for metrics.
@@ -359,7 +361,11 @@ pub fn translate(
                 let start = |sdk: &mut Option<Arc<SdkHarnesses>>| -> Result<_, String> {
                     if sdk.is_none() {
                         let cancel = opts.limits.interrupt.as_ref().map(|i| i.0.clone());
-                        *sdk = Some(Arc::new(SdkHarnesses::new(cancel, opts.bundle_attempts)?));
+                        *sdk = Some(Arc::new(SdkHarnesses::new(
+                            cancel,
+                            opts.bundle_attempts,
+                            opts.sdk_workers,
+                        )?));
                     }
                     Ok(sdk.clone().expect("just set"))
                 };
@@ -466,7 +472,8 @@ pub fn translate(
             if sdk.is_none() {
                 let cancel = opts.limits.interrupt.as_ref().map(|i| i.0.clone());
                 sdk = Some(Arc::new(
-                    SdkHarnesses::new(cancel, opts.bundle_attempts).map_err(RunnerError::Host)?,
+                    SdkHarnesses::new(cancel, opts.bundle_attempts, opts.sdk_workers)
+                        .map_err(RunnerError::Host)?,
                 ));
             }
             let harnesses = sdk.as_ref().expect("just set");

@@ -28,7 +28,10 @@
 //!   harness (the job's `bundle_attempts`); a keyed run restores its state
 //!   first. Cancelling the job abandons the bundle in flight.
 //!
-//! Not yet: several harnesses per environment, runner-initiated splits.
+//! * An environment gets up to `sdk_workers` harnesses, started as bundles
+//!   come, which take its bundles in turn.
+//!
+//! Not yet: runner-initiated splits.
 
 mod keyed;
 
@@ -105,7 +108,12 @@ pub struct SdkHarnesses {
     /// User metrics from every bundle's response.
     metrics: MetricsAggregate,
     server: FnApiServer,
-    workers: Mutex<HashMap<String, Worker>>,
+    /// The harnesses of each environment (up to `parallelism` each).
+    workers: Mutex<HashMap<String, Vec<Worker>>>,
+    /// Harnesses per environment.
+    parallelism: usize,
+    /// Round-robin position for picking a harness.
+    turn: std::sync::atomic::AtomicUsize,
     /// Every harness started, by worker id.
     started: Mutex<Vec<(String, Started)>>,
     /// Worker ids handed out so far.
@@ -116,8 +124,14 @@ pub struct SdkHarnesses {
 
 impl SdkHarnesses {
     /// Start the Fn API server (no harness yet); `cancel` is the job's
-    /// cancel flag; a failed bundle is tried `attempts` times in all.
-    pub fn new(cancel: Option<Arc<AtomicBool>>, attempts: u32) -> Result<Self, String> {
+    /// cancel flag; a failed bundle is tried `attempts` times in all; each
+    /// environment gets up to `parallelism` harnesses, which share its
+    /// bundles.
+    pub fn new(
+        cancel: Option<Arc<AtomicBool>>,
+        attempts: u32,
+        parallelism: usize,
+    ) -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("wasmbeam-fnapi")
@@ -133,6 +147,8 @@ impl SdkHarnesses {
             metrics: MetricsAggregate::default(),
             server,
             workers: Mutex::default(),
+            parallelism: parallelism.max(1),
+            turn: Default::default(),
             started: Mutex::default(),
             next_worker: AtomicU64::new(1),
             attempts: attempts.max(1),
@@ -144,8 +160,8 @@ impl SdkHarnesses {
     fn replace(&self, env_id: &str, env: &pb::Environment, failed: &Worker) -> Result<(), String> {
         {
             let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-            if workers.get(env_id).is_some_and(|w| w.id() == failed.id()) {
-                workers.remove(env_id);
+            if let Some(list) = workers.get_mut(env_id) {
+                list.retain(|w| w.id() != failed.id());
             }
         }
         let old = {
@@ -166,11 +182,14 @@ impl SdkHarnesses {
         self.metrics.snapshot()
     }
 
-    /// The harness of environment `env_id`, started on first use.
+    /// A harness of environment `env_id` for the next bundle: a new one
+    /// while the environment has fewer than `parallelism`, else the next in
+    /// turn.
     fn worker(&self, env_id: &str, env: &pb::Environment) -> Result<Worker, String> {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(w) = workers.get(env_id) {
-            return Ok(w.clone());
+        if let Some(list) = workers.get(env_id).filter(|l| l.len() >= self.parallelism) {
+            let i = self.turn.fetch_add(1, Ordering::Relaxed) % list.len();
+            return Ok(list[i].clone());
         }
         let n = self.next_worker.fetch_add(1, Ordering::Relaxed);
         let worker_id = format!("wasmbeam-{}-{n}", std::process::id());
@@ -212,7 +231,10 @@ impl SdkHarnesses {
             .rt
             .block_on(self.server.worker(&worker_id, CONNECT_TIMEOUT))
             .map_err(|e| format!("environment {env_id}: {e}"))?;
-        workers.insert(env_id.to_string(), w.clone());
+        workers
+            .entry(env_id.to_string())
+            .or_default()
+            .push(w.clone());
         Ok(w)
     }
 }

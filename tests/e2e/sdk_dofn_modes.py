@@ -1,6 +1,6 @@
-"""Writes a Beam Python 2.77 pipeline whose pickled DoFn misbehaves, for
-`wasmbeam run`'s failure tests (environment EXTERNAL: a worker pool at the
-given address):
+"""Writes a Beam Python 2.77 pipeline whose pickled DoFn misbehaves (or
+tells which harness ran it), for `wasmbeam run`'s tests (environment
+EXTERNAL: a worker pool at the given address):
 
   wasmbeam.ReadFromText(IN) | beam.Map(f) | wasmbeam.WriteToText(OUT)
 
@@ -9,8 +9,9 @@ MODE picks f:
                 MARKER behind; later calls upper-case the line
   always-raise  raises ValueError("boom from the test DoFn: <line>")
   sleep         sleeps an hour (for cancellation)
+  pid           appends " <pid of the harness process>" to the line
 
-usage: sdk_failures_pipeline.py MODE POOL_ADDRESS IN OUT_PREFIX MARKER PIPELINE.pb
+usage: sdk_dofn_modes.py MODE POOL_ADDRESS IN OUT_PREFIX MARKER PIPELINE.pb
 """
 import os
 import sys
@@ -40,7 +41,10 @@ def main():
         time.sleep(3600)
         return line
 
-    f = {"crash-once": crash_once, "always-raise": always_raise, "sleep": sleep}[mode]
+    def pid(line):
+        return "%s %d" % (line, os.getpid())
+
+    f = {"crash-once": crash_once, "always-raise": always_raise, "sleep": sleep, "pid": pid}[mode]
     opts = options(pool)
     p = beam.Pipeline(options=opts)
     (p
