@@ -623,11 +623,13 @@ fn a_beam_python_pipeline_runs_pickled_dofns_in_the_sdk_harness_beside_wasm_and_
 }
 
 #[test]
-fn every_beam_python_fixture_runs_in_a_real_worker_pool() {
+fn every_beam_python_fixture_gives_what_beams_own_runner_gives() {
     // The fixtures are pipelines exactly as Beam Python submits them: side
     // inputs (list, dict, multimap), stateful bag state with timers,
-    // multiple outputs, windows and lifted combiners. Pointed at a worker
-    // pool of our own, each runs to completion.
+    // multiple outputs, windows and lifted combiners. Each gets a recording
+    // ParDo on every PCollection nothing reads, runs on wasmbeam against a
+    // worker pool of our own, and must record exactly what the same
+    // pipeline records on Beam's FnApiRunner (the DirectRunner's engine).
     let tmp = tempfile::tempdir().unwrap();
     let pool = WorkerPool::start();
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures/beam"))
@@ -638,17 +640,44 @@ fn every_beam_python_fixture_runs_in_a_real_worker_pool() {
         .collect();
     fixtures.sort();
     assert!(fixtures.len() >= 7, "{fixtures:?}");
+    let recorded = |dir: &Path| -> Vec<String> {
+        let files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        sorted_lines(&files)
+    };
     for f in fixtures {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let ours = tmp.path().join(format!("{name}-wasmbeam"));
+        let theirs = tmp.path().join(format!("{name}-beam"));
+        std::fs::create_dir_all(&ours).unwrap();
+        std::fs::create_dir_all(&theirs).unwrap();
         let here = tmp.path().join(&name);
+        let (fixture, out) = (f.to_str().unwrap(), ours.to_str().unwrap());
         e2e_script(
-            "retarget_pool.py",
-            &[f.to_str().unwrap(), here.to_str().unwrap(), &pool.address],
+            "fixture_outputs.py",
+            &[
+                "prepare",
+                fixture,
+                &pool.address,
+                out,
+                here.to_str().unwrap(),
+            ],
             tmp.path(),
         );
         let o = wasmbeam(&["run", here.to_str().unwrap()], tmp.path());
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
-        assert!(stderr(&o).contains("job done"), "{name}: {}", stderr(&o));
+        let reference = theirs.to_str().unwrap();
+        e2e_script(
+            "fixture_outputs.py",
+            &["direct", fixture, &pool.address, reference],
+            tmp.path(),
+        );
+        let (got, want) = (recorded(&ours), recorded(&theirs));
+        assert!(!want.is_empty(), "{name}: Beam's runner recorded nothing");
+        assert_eq!(got, want, "{name}");
     }
 }
 
