@@ -395,16 +395,19 @@ fn beam_python_wordcount_with_beams_own_text_io_runs_on_serve() {
     // Beam's ReadFromText is a splittable DoFn and its WriteToText a
     // composite of pickled DoFns with side inputs: the whole pipeline runs
     // in the client's LOOPBACK harness, around the runner's GroupByKey.
+    // With two SDK workers (harness processes), wasmbeam splits the file's
+    // restriction between them while they run: same counts.
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("state"));
     let input = tmp.path().join("in.txt");
     let mut text_in = String::new();
     let mut want: std::collections::BTreeMap<String, u64> = Default::default();
-    for i in 0..3000 {
+    for i in 0..40_000 {
         let verb = ["ran", "runs", "ran"][i % 3];
         let line = format!(
-            "the beam {verb} wasm{}",
-            "abcdefg".as_bytes()[i % 7] as char
+            "the beam {verb} wasm{} {}",
+            "abcdefg".as_bytes()[i % 7] as char,
+            i % 1000
         );
         for w in line.split(' ') {
             *want.entry(w.to_string()).or_default() += 1;
@@ -413,31 +416,47 @@ fn beam_python_wordcount_with_beams_own_text_io_runs_on_serve() {
         text_in.push('\n');
     }
     std::fs::write(&input, text_in).unwrap();
-    let prefix = tmp.path().join("out/counts");
+    let mut expected: Vec<String> = want.iter().map(|(w, n)| format!("{w}: {n}")).collect();
+    expected.sort();
     let job = format!("--job_endpoint={}", server.endpoint);
-    let o = script(
-        "beam_wordcount.py",
-        &[
+    // The harness processes are started with the `python` on PATH.
+    let venv_path = format!(
+        "{}:{}",
+        repo().join(".venv/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (run, extra) in [
+        ("one", vec![]),
+        (
+            "two",
+            vec![
+                "--sdk_worker_parallelism=2",
+                "--experiments=use_loopback_process_worker",
+            ],
+        ),
+    ] {
+        let prefix = tmp.path().join(run).join("counts");
+        let mut args = vec![
             input.to_str().unwrap(),
             prefix.to_str().unwrap(),
             "--runner=PortableRunner",
             &job,
             "--environment_type=LOOPBACK",
-        ],
-    );
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("STATE DONE"),
-        "{}",
-        text(&o)
-    );
-    let mut got = Vec::new();
-    for f in outputs(&tmp.path().join("out"), "counts") {
-        got.extend(sorted_lines(&f));
+        ];
+        args.extend(extra);
+        let o = script_env("beam_wordcount.py", &args, &[("PATH", &venv_path)]);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("STATE DONE"),
+            "{run}: {}",
+            text(&o)
+        );
+        let mut got = Vec::new();
+        for f in outputs(&tmp.path().join(run), "counts") {
+            got.extend(sorted_lines(&f));
+        }
+        got.sort();
+        assert_eq!(got, expected, "{run}");
     }
-    got.sort();
-    let mut expected: Vec<String> = want.iter().map(|(w, n)| format!("{w}: {n}")).collect();
-    expected.sort();
-    assert_eq!(got, expected);
 }
 
 #[test]

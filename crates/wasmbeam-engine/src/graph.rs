@@ -77,6 +77,25 @@ pub trait DoFnExec: Send + Sync {
     /// Process one bundle; returns one batch per output, in output order.
     /// Output elements carry their own timestamps, windows and panes.
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>>;
+    /// Process one bundle, handing its output to `emit` as (output index,
+    /// batch) parts, possibly while it runs, so a large bundle's output
+    /// need not be held at once. `outputs` is the number of outputs. The
+    /// default runs [`DoFnExec::process`] and emits its batches.
+    fn process_into(
+        &self,
+        input: Batch,
+        outputs: usize,
+        emit: &mut dyn FnMut(usize, Batch) -> OpResult<()>,
+    ) -> OpResult<()> {
+        let outs = self.process(input)?;
+        if outs.len() != outputs {
+            return Err(format!("produced {} outputs, expected {outputs}", outs.len()).into());
+        }
+        for (i, b) in outs.into_iter().enumerate() {
+            emit(i, b)?;
+        }
+        Ok(())
+    }
 }
 
 /// A DoFn with per-key state and timers (Beam's stateful ParDo). The engine

@@ -122,6 +122,8 @@ pub(crate) struct Inbound {
     pub(crate) done: HashSet<String>,
     pub(crate) timers: HashMap<(String, String), Vec<u8>>,
     pub(crate) timers_done: HashSet<(String, String)>,
+    /// Where sink data goes as it arrives, instead of being kept.
+    pub(crate) stream: Option<mpsc::UnboundedSender<(String, Vec<u8>)>>,
 }
 
 pub(crate) struct WorkerConn {
@@ -397,6 +399,44 @@ impl Worker {
             .cloned()
     }
 
+    /// Ask the harness to split running bundle `instruction_id` at
+    /// `fraction` of the remainder of what data source `transform_id`
+    /// delivers (it holds `elements` elements). The answer names the
+    /// residual: elements the bundle will not process and, for a splittable
+    /// DoFn, the rest of the restriction in progress. An empty answer means
+    /// no split was possible (yet).
+    pub async fn split(
+        &self,
+        instruction_id: &str,
+        transform_id: &str,
+        fraction: f64,
+        elements: i64,
+    ) -> Result<fn_api::ProcessBundleSplitResponse, FnApiError> {
+        let id = self.next_id();
+        let rx = self.send(
+            &id,
+            fn_api::instruction_request::Request::ProcessBundleSplit(
+                fn_api::ProcessBundleSplitRequest {
+                    instruction_id: instruction_id.to_string(),
+                    desired_splits: [(
+                        transform_id.to_string(),
+                        fn_api::process_bundle_split_request::DesiredSplit {
+                            fraction_of_remainder: fraction,
+                            allowed_split_points: vec![],
+                            estimated_input_elements: elements,
+                        },
+                    )]
+                    .into(),
+                },
+            ),
+        )?;
+        let resp = self.answered(&id, rx.await)?;
+        Ok(match resp.response {
+            Some(fn_api::instruction_response::Response::ProcessBundleSplit(r)) => r,
+            _ => Default::default(),
+        })
+    }
+
     /// Finalize bundle `instruction_id` once its output is committed (the
     /// harness asked for it with `requires_finalization`).
     pub async fn finalize_bundle(&self, instruction_id: &str) -> Result<(), FnApiError> {
@@ -430,14 +470,52 @@ impl Worker {
         inputs: Vec<BundleInput>,
         state: Option<Arc<dyn StateProvider>>,
     ) -> Result<BundleOutput, FnApiError> {
+        let id = self.new_instruction_id();
+        self.process_bundle_as(&id, descriptor_id, inputs, state)
+            .await
+    }
+
+    /// A fresh instruction id, for [`Worker::process_bundle_as`].
+    pub fn new_instruction_id(&self) -> String {
+        self.next_id()
+    }
+
+    /// [`Worker::process_bundle_with_state`] under a given instruction id
+    /// (from [`Worker::new_instruction_id`]), so that the caller can ask
+    /// for splits of the bundle while it runs.
+    pub async fn process_bundle_as(
+        &self,
+        instruction_id: &str,
+        descriptor_id: &str,
+        inputs: Vec<BundleInput>,
+        state: Option<Arc<dyn StateProvider>>,
+    ) -> Result<BundleOutput, FnApiError> {
+        self.process_bundle_streaming(instruction_id, descriptor_id, inputs, state, None)
+            .await
+    }
+
+    /// [`Worker::process_bundle_as`], sending each part of the sinks' data
+    /// to `stream` as (sink transform id, encoded elements) while it
+    /// arrives; the returned [`BundleOutput::outputs`] is then empty.
+    pub async fn process_bundle_streaming(
+        &self,
+        instruction_id: &str,
+        descriptor_id: &str,
+        inputs: Vec<BundleInput>,
+        state: Option<Arc<dyn StateProvider>>,
+        stream: Option<mpsc::UnboundedSender<(String, Vec<u8>)>>,
+    ) -> Result<BundleOutput, FnApiError> {
         let (sinks, families) = lock(&self.shared.descriptors)
             .get(descriptor_id)
             .map(|d| (d.sinks.clone(), d.timer_families.clone()))
             .ok_or_else(|| FnApiError::UnknownDescriptor(descriptor_id.to_string()))?;
-        let instruction_id = self.next_id();
+        let instruction_id = instruction_id.to_string();
         let wake = Arc::new(Notify::new());
-        lock(&self.shared.inbound)
-            .insert(instruction_id.clone(), (Inbound::default(), wake.clone()));
+        let inbound = Inbound {
+            stream,
+            ..Inbound::default()
+        };
+        lock(&self.shared.inbound).insert(instruction_id.clone(), (inbound, wake.clone()));
         if let Some(state) = state {
             lock(&self.shared.states).insert(instruction_id.clone(), state);
         }

@@ -118,11 +118,17 @@ impl BeamFnData for Services {
                 let mut inbound = lock(&shared.inbound);
                 for d in elements.data {
                     if let Some((bundle, wake)) = inbound.get_mut(&d.instruction_id) {
-                        bundle
-                            .data
-                            .entry(d.transform_id.clone())
-                            .or_default()
-                            .extend_from_slice(&d.data);
+                        match &bundle.stream {
+                            Some(tx) if !d.data.is_empty() => {
+                                let _ = tx.send((d.transform_id.clone(), d.data));
+                            }
+                            Some(_) => {}
+                            None => bundle
+                                .data
+                                .entry(d.transform_id.clone())
+                                .or_default()
+                                .extend_from_slice(&d.data),
+                        }
                         if d.is_last {
                             bundle.done.insert(d.transform_id);
                         }

@@ -309,20 +309,29 @@ pub(super) fn push(
                 shuffle_write(sh, c, codec.as_ref(), None, &input, ctx, local)?;
             }
             OpKind::ParDo { exec, .. } => {
-                let outs = exec.process(input).map_err(|m| sh.op_err(c, m))?;
-                if outs.len() != op.outputs.len() {
-                    return Err(sh.op_err(
-                        c,
-                        format!(
-                            "produced {} outputs, expected {}",
-                            outs.len(),
+                // Output may arrive in parts while the function runs; each
+                // part goes on through the stage at once. An error from
+                // downstream is kept whole (it names its own transform).
+                let mut downstream: Option<EngineError> = None;
+                let mut emit = |i: usize, out: Batch| -> crate::graph::OpResult<()> {
+                    let Some(&opc) = op.outputs.get(i) else {
+                        return Err(format!(
+                            "produced output {i}, but has {} outputs",
                             op.outputs.len()
-                        ),
-                    ));
+                        )
+                        .into());
+                    };
+                    push(sh, st, opc, out, ctx, local).map_err(|e| {
+                        let m = OpError::from(e.to_string());
+                        downstream = Some(e);
+                        m
+                    })
+                };
+                let r = exec.process_into(input, op.outputs.len(), &mut emit);
+                if let Some(e) = downstream {
+                    return Err(e);
                 }
-                for (out, &opc) in outs.into_iter().zip(&op.outputs) {
-                    push(sh, st, opc, out, ctx, local)?;
-                }
+                r.map_err(|m| sh.op_err(c, m))?;
             }
             OpKind::AssignWindows(wf) => {
                 let mut out = Batch::with_capacity(input.len(), input.data.len());

@@ -71,7 +71,10 @@ impl SdkKeyedRun {
         let out = self.dofn.bundle(
             inputs,
             Some(self.state.clone() as Arc<dyn StateProvider>),
-            &mut || user.restore(saved.copy()),
+            &mut || {
+                user.restore(saved.copy());
+                true
+            },
         )?;
         let dofn = self.dofn.clone();
         for (fi, (family, coder)) in dofn.timer_families.iter().enumerate() {
@@ -144,7 +147,7 @@ impl KeyedRun for SdkKeyedRun {
             .collect();
         fired.sort_by_key(|p| p.fire);
         let mut inputs = vec![BundleInput {
-            transform_id: "wasmbeam-source".into(),
+            transform_id: super::SOURCE.into(),
             ..BundleInput::default()
         }];
         for (fi, (family, _)) in self.dofn.timer_families.iter().enumerate() {

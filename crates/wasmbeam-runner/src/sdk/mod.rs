@@ -43,7 +43,9 @@ pub(crate) use transcode::transcode_step;
 mod coding;
 mod fusion;
 mod sdf;
+mod split;
 mod steps;
+mod stream;
 mod transcode;
 
 use coding::{decode_into, wire, wire_coder_id, Wire};
@@ -271,6 +273,34 @@ pub struct SdkDoFn {
     resumes: bool,
 }
 
+/// Add a bundle's output batches to those so far.
+fn append(all: &mut Vec<Batch>, batches: Vec<Batch>) {
+    if all.is_empty() {
+        *all = batches;
+    } else {
+        for (a, b) in all.iter_mut().zip(&batches) {
+            a.extend_from(b);
+        }
+    }
+}
+
+/// A bundle input of residual applications' elements (encoded in the data
+/// source's wire coder).
+fn residual_input<'a>(apps: impl Iterator<Item = &'a fn_api::BundleApplication>) -> BundleInput {
+    let mut input = BundleInput {
+        transform_id: SOURCE.into(),
+        ..BundleInput::default()
+    };
+    for app in apps {
+        input.data.extend_from_slice(&app.element);
+        input.element_ends.push(input.data.len());
+    }
+    input
+}
+
+/// The data source transform of every SDK bundle descriptor.
+const SOURCE: &str = "wasmbeam-source";
+
 /// Resolves once `cancel` is set (never without a flag).
 async fn cancelled(cancel: Option<Arc<AtomicBool>>) {
     let Some(flag) = cancel else {
@@ -383,7 +413,7 @@ impl SdkDoFn {
             ..Default::default()
         };
         d.transforms.insert(
-            "wasmbeam-source".into(),
+            SOURCE.into(),
             transform(
                 "beam:runner:source:v1",
                 port(&input.coder_id),
@@ -469,6 +499,31 @@ impl SdkDoFn {
         })
     }
 
+    /// Wait the shortest delay checkpointed `residuals` asked for (capped),
+    /// unless the job is cancelled.
+    fn wait_for_resume(&self, residuals: &[fn_api::DelayedBundleApplication]) -> OpResult<()> {
+        let delay = residuals
+            .iter()
+            .filter_map(|r| r.requested_time_delay.as_ref())
+            .map(|d| {
+                Duration::from_secs(d.seconds.max(0) as u64)
+                    + Duration::from_nanos(d.nanos.max(0) as u64)
+            })
+            .min()
+            .unwrap_or_default()
+            .min(MAX_RESUME_DELAY);
+        let until = std::time::Instant::now() + delay;
+        loop {
+            if self.cancelled() {
+                return Err(OpError::from("the job was cancelled"));
+            }
+            if std::time::Instant::now() >= until {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20).min(delay));
+        }
+    }
+
     fn cancelled(&self) -> bool {
         self.harnesses
             .cancel
@@ -485,12 +540,24 @@ impl SdkDoFn {
     /// requests (the side inputs alone when `None`). A bundle that fails,
     /// or whose harness dies, is tried again on a fresh harness (up to the
     /// job's attempts); `before_retry` undoes what the failed attempt did
-    /// (a keyed run restores its state).
+    /// (a keyed run restores its state), or says no retry may happen.
     fn bundle(
         &self,
         inputs: Vec<BundleInput>,
         state: Option<Arc<dyn StateProvider>>,
-        before_retry: &mut dyn FnMut(),
+        before_retry: &mut dyn FnMut() -> bool,
+    ) -> OpResult<wasmbeam_fnapi::BundleOutput> {
+        self.bundle_tracked(inputs, state, before_retry, &|_, _| {})
+    }
+
+    /// [`SdkDoFn::bundle`], telling `on_start` the harness and instruction
+    /// id of each attempt as it starts (to ask for splits).
+    fn bundle_tracked(
+        &self,
+        inputs: Vec<BundleInput>,
+        state: Option<Arc<dyn StateProvider>>,
+        before_retry: &mut dyn FnMut() -> bool,
+        on_start: &(dyn Fn(&Worker, &str) + Sync),
     ) -> OpResult<wasmbeam_fnapi::BundleOutput> {
         let state = state.or_else(|| {
             self.state
@@ -504,8 +571,11 @@ impl SdkDoFn {
         let out = loop {
             let worker = self.harnesses.worker(&self.env.0, &self.env.1)?;
             let cancel = self.harnesses.cancel.clone();
+            let id = worker.new_instruction_id();
+            on_start(&worker, &id);
             let result = self.harnesses.rt.block_on(async {
-                let run = worker.process_bundle_with_state(
+                let run = worker.process_bundle_as(
+                    &id,
                     &self.descriptor_id,
                     inputs.clone(),
                     state.clone(),
@@ -522,7 +592,7 @@ impl SdkDoFn {
             };
             match result {
                 Ok(out) => break (out, worker),
-                Err(e) if attempt >= attempts || self.cancelled() => {
+                Err(e) if attempt >= attempts || self.cancelled() || !before_retry() => {
                     let tries = if attempt > 1 {
                         format!(" (attempt {attempt} of {attempts})")
                     } else {
@@ -535,7 +605,6 @@ impl SdkDoFn {
                         "bundle of {} failed (attempt {attempt} of {attempts}); retrying on a fresh harness: {e}",
                         self.transform_id
                     );
-                    before_retry();
                     self.harnesses.replace(&self.env.0, &self.env.1, &worker)?;
                     attempt += 1;
                 }
@@ -604,7 +673,7 @@ impl SdkDoFn {
             ends.push(data.len());
         }
         Ok(BundleInput {
-            transform_id: "wasmbeam-source".into(),
+            transform_id: SOURCE.into(),
             timer_family: None,
             data,
             element_ends: ends,
@@ -736,55 +805,56 @@ impl DoFnExec for SdkDoFn {
         self.load_side_inputs(side_inputs)
     }
 
+    fn process_into(
+        &self,
+        input: Batch,
+        outputs: usize,
+        emit: &mut dyn FnMut(usize, Batch) -> OpResult<()>,
+    ) -> OpResult<()> {
+        if self.resumes && self.harnesses.parallelism > 1 {
+            // Splits over several harnesses: whole bundles (see `split.rs`).
+            let outs = self.process(input)?;
+            if outs.len() != outputs {
+                return Err(format!("produced {} outputs, expected {outputs}", outs.len()).into());
+            }
+            for (i, b) in outs.into_iter().enumerate() {
+                emit(i, b)?;
+            }
+            return Ok(());
+        }
+        let mut next = self.encode(&input)?;
+        loop {
+            let response = self.stream_bundle(next, emit)?;
+            let residuals = &response.residual_roots;
+            if !self.resumes || residuals.is_empty() {
+                return Ok(());
+            }
+            // A checkpointed restriction resumes once its delay has passed.
+            self.wait_for_resume(residuals)?;
+            next = residual_input(residuals.iter().filter_map(|r| r.application.as_ref()));
+        }
+    }
+
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
-        let mut inputs = vec![self.encode(&input)?];
+        let first = self.encode(&input)?;
+        if self.resumes && self.harnesses.parallelism > 1 {
+            return self.process_splitting(first);
+        }
+        let mut inputs = vec![first];
         let mut all: Vec<Batch> = Vec::new();
         loop {
-            let out = self.bundle(inputs, None, &mut || {})?;
-            let batches = self.batches(&out)?;
-            if all.is_empty() {
-                all = batches;
-            } else {
-                for (a, b) in all.iter_mut().zip(&batches) {
-                    a.extend_from(b);
-                }
-            }
+            let out = self.bundle(inputs, None, &mut || true)?;
+            append(&mut all, self.batches(&out)?);
             let residuals = &out.response.residual_roots;
             if !self.resumes || residuals.is_empty() {
                 return Ok(all);
             }
             // The rest of each checkpointed restriction is new input, once
             // the delay the DoFn asked for has passed.
-            let delay = residuals
-                .iter()
-                .filter_map(|r| r.requested_time_delay.as_ref())
-                .map(|d| {
-                    Duration::from_secs(d.seconds.max(0) as u64)
-                        + Duration::from_nanos(d.nanos.max(0) as u64)
-                })
-                .min()
-                .unwrap_or_default()
-                .min(MAX_RESUME_DELAY);
-            let until = std::time::Instant::now() + delay;
-            while std::time::Instant::now() < until {
-                if self.cancelled() {
-                    return Err(OpError::from("the job was cancelled"));
-                }
-                std::thread::sleep(Duration::from_millis(20).min(delay));
-            }
-            if self.cancelled() {
-                return Err(OpError::from("the job was cancelled"));
-            }
-            let mut again = BundleInput {
-                transform_id: "wasmbeam-source".into(),
-                ..BundleInput::default()
-            };
-            for r in residuals {
-                let Some(app) = &r.application else { continue };
-                again.data.extend_from_slice(&app.element);
-                again.element_ends.push(again.data.len());
-            }
-            inputs = vec![again];
+            self.wait_for_resume(residuals)?;
+            inputs = vec![residual_input(
+                residuals.iter().filter_map(|r| r.application.as_ref()),
+            )];
         }
     }
 }
