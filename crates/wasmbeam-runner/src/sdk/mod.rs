@@ -499,6 +499,34 @@ impl SdkDoFn {
         })
     }
 
+    /// After attempt `attempt` of a bundle failed with `e` on `worker`:
+    /// replace the harness and return `Ok` to try again, or the error to
+    /// fail with (out of attempts, cancelled, or `may_retry` false).
+    fn retry_or_fail(
+        &self,
+        e: wasmbeam_fnapi::FnApiError,
+        attempt: u32,
+        may_retry: bool,
+        worker: &Worker,
+    ) -> OpResult<()> {
+        let attempts = self.harnesses.attempts;
+        if attempt >= attempts || self.cancelled() || !may_retry {
+            let tries = if attempt > 1 {
+                format!(" (attempt {attempt} of {attempts})")
+            } else {
+                String::new()
+            };
+            return Err(OpError::from(format!("{e}{tries}")));
+        }
+        tracing::warn!(
+            "bundle of {} failed (attempt {attempt} of {attempts}); retrying on a fresh harness: {e}",
+            self.transform_id
+        );
+        self.harnesses
+            .replace(&self.env.0, &self.env.1, worker)
+            .map_err(OpError::from)
+    }
+
     /// Wait the shortest delay checkpointed `residuals` asked for (capped),
     /// unless the job is cancelled.
     fn wait_for_resume(&self, residuals: &[fn_api::DelayedBundleApplication]) -> OpResult<()> {
@@ -566,7 +594,6 @@ impl SdkDoFn {
                 .clone()
                 .map(|s| s as Arc<dyn StateProvider>)
         });
-        let attempts = self.harnesses.attempts;
         let mut attempt = 1;
         let out = loop {
             let worker = self.harnesses.worker(&self.env.0, &self.env.1)?;
@@ -592,20 +619,9 @@ impl SdkDoFn {
             };
             match result {
                 Ok(out) => break (out, worker),
-                Err(e) if attempt >= attempts || self.cancelled() || !before_retry() => {
-                    let tries = if attempt > 1 {
-                        format!(" (attempt {attempt} of {attempts})")
-                    } else {
-                        String::new()
-                    };
-                    return Err(OpError::from(format!("{e}{tries}")));
-                }
                 Err(e) => {
-                    tracing::warn!(
-                        "bundle of {} failed (attempt {attempt} of {attempts}); retrying on a fresh harness: {e}",
-                        self.transform_id
-                    );
-                    self.harnesses.replace(&self.env.0, &self.env.1, &worker)?;
+                    let may = before_retry();
+                    self.retry_or_fail(e, attempt, may, &worker)?;
                     attempt += 1;
                 }
             }
@@ -813,11 +829,7 @@ impl DoFnExec for SdkDoFn {
     ) -> OpResult<()> {
         if self.resumes && self.harnesses.parallelism > 1 {
             // Splits over several harnesses: whole bundles (see `split.rs`).
-            let outs = self.process(input)?;
-            if outs.len() != outputs {
-                return Err(format!("produced {} outputs, expected {outputs}", outs.len()).into());
-            }
-            for (i, b) in outs.into_iter().enumerate() {
+            for (i, b) in self.process(input)?.into_iter().enumerate().take(outputs) {
                 emit(i, b)?;
             }
             return Ok(());

@@ -63,7 +63,6 @@ impl SdkDoFn {
         let state = self
             .side_state()
             .map(|s| s as Arc<dyn wasmbeam_fnapi::StateProvider>);
-        let attempts = self.harnesses.attempts;
         let mut parts = Parts {
             held: Vec::new(),
             held_bytes: 0,
@@ -119,25 +118,13 @@ impl SdkDoFn {
                     parts.flush()?;
                     return Ok(out.response);
                 }
-                Err(e) if parts.streaming => {
-                    return Err(OpError::from(format!(
-                        "{e} (not retried: part of the bundle's output had already gone downstream)"
-                    )))
-                }
-                Err(e) if attempt >= attempts || self.cancelled() => {
-                    let tries = if attempt > 1 {
-                        format!(" (attempt {attempt} of {attempts})")
-                    } else {
-                        String::new()
-                    };
-                    return Err(OpError::from(format!("{e}{tries}")));
-                }
                 Err(e) => {
-                    tracing::warn!(
-                        "bundle of {} failed (attempt {attempt} of {attempts}); retrying on a fresh harness: {e}",
-                        self.transform_id
-                    );
-                    self.harnesses.replace(&self.env.0, &self.env.1, &worker)?;
+                    if parts.streaming {
+                        return Err(OpError::from(format!(
+                            "{e} (not retried: part of the bundle's output had already gone downstream)"
+                        )));
+                    }
+                    self.retry_or_fail(e, attempt, true, &worker)?;
                     attempt += 1;
                 }
             }
