@@ -460,6 +460,18 @@ fn beam_python_wordcount_with_beams_own_text_io_runs_on_serve() {
 }
 
 #[test]
+fn ordered_list_state_reads_and_clears_by_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("state"));
+    let o = script("ordered_state_pipeline.py", &[&server.endpoint]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("OK"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn tenants_use_sdk_environments_only_where_their_policy_allows() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp_path = tmp.path().canonicalize().unwrap();

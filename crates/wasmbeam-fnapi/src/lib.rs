@@ -63,6 +63,7 @@ mod metrics;
 mod server;
 mod services;
 mod state;
+mod varint;
 
 pub use environments::{Endpoints, ExternalWorkerPool, ProcessWorker};
 pub use metrics::MetricsAggregate;

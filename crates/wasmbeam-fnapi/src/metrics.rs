@@ -63,32 +63,11 @@ impl MetricsAggregate {
     }
 }
 
-fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn put_varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn varints<const N: usize>(b: &[u8]) -> Option<[i64; N]> {
     let mut pos = 0;
     let mut out = [0i64; N];
     for v in out.iter_mut() {
-        *v = varint(b, &mut pos)? as i64;
+        *v = crate::varint::read(b, &mut pos)? as i64;
     }
     Some(out)
 }
@@ -96,7 +75,7 @@ fn varints<const N: usize>(b: &[u8]) -> Option<[i64; N]> {
 fn encode(vals: &[i64]) -> Vec<u8> {
     let mut out = Vec::new();
     for v in vals {
-        put_varint(*v as u64, &mut out);
+        crate::varint::write(*v as u64, &mut out);
     }
     out
 }
@@ -108,7 +87,7 @@ fn strings(b: &[u8]) -> Option<BTreeSet<Vec<u8>>> {
     let mut pos = 4;
     let mut out = BTreeSet::new();
     for _ in 0..n.max(0) {
-        let len = varint(b, &mut pos)? as usize;
+        let len = crate::varint::read(b, &mut pos)? as usize;
         out.insert(b.get(pos..pos.checked_add(len)?)?.to_vec());
         pos += len;
     }
@@ -147,7 +126,7 @@ fn combine(type_urn: &str, a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
             all.extend(strings(b)?);
             let mut out = (all.len() as i32).to_be_bytes().to_vec();
             for s in all {
-                put_varint(s.len() as u64, &mut out);
+                crate::varint::write(s.len() as u64, &mut out);
                 out.extend_from_slice(&s);
             }
             Some(out)
@@ -178,7 +157,7 @@ mod tests {
     fn set(items: &[&str]) -> Vec<u8> {
         let mut out = (items.len() as i32).to_be_bytes().to_vec();
         for s in items {
-            put_varint(s.len() as u64, &mut out);
+            crate::varint::write(s.len() as u64, &mut out);
             out.extend_from_slice(s.as_bytes());
         }
         out

@@ -123,7 +123,7 @@ pub(crate) struct Inbound {
     pub(crate) timers: HashMap<(String, String), Vec<u8>>,
     pub(crate) timers_done: HashSet<(String, String)>,
     /// Where sink data goes as it arrives, instead of being kept.
-    pub(crate) stream: Option<mpsc::UnboundedSender<(String, Vec<u8>)>>,
+    pub(crate) stream: Option<mpsc::Sender<(String, Vec<u8>)>>,
 }
 
 pub(crate) struct WorkerConn {
@@ -496,14 +496,15 @@ impl Worker {
 
     /// [`Worker::process_bundle_as`], sending each part of the sinks' data
     /// to `stream` as (sink transform id, encoded elements) while it
-    /// arrives; the returned [`BundleOutput::outputs`] is then empty.
+    /// arrives; the returned [`BundleOutput::outputs`] is then empty. A
+    /// bounded `stream` that fills up holds the harness back.
     pub async fn process_bundle_streaming(
         &self,
         instruction_id: &str,
         descriptor_id: &str,
         inputs: Vec<BundleInput>,
         state: Option<Arc<dyn StateProvider>>,
-        stream: Option<mpsc::UnboundedSender<(String, Vec<u8>)>>,
+        stream: Option<mpsc::Sender<(String, Vec<u8>)>>,
     ) -> Result<BundleOutput, FnApiError> {
         let (sinks, families) = lock(&self.shared.descriptors)
             .get(descriptor_id)

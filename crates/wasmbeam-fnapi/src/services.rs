@@ -115,23 +115,46 @@ impl BeamFnData for Services {
         let shared = self.0.clone();
         tokio::spawn(async move {
             while let Some(Ok(elements)) = inbound.next().await {
-                let mut inbound = lock(&shared.inbound);
-                for d in elements.data {
-                    if let Some((bundle, wake)) = inbound.get_mut(&d.instruction_id) {
-                        match &bundle.stream {
-                            Some(tx) if !d.data.is_empty() => {
-                                let _ = tx.send((d.transform_id.clone(), d.data));
+                // Streamed data goes out after the lock is released, and a
+                // sink of a streamed bundle is done only once its data is
+                // out: a full stream holds this harness's data stream back
+                // (backpressure) rather than piling data up here.
+                let mut sends = Vec::new();
+                let mut finished = Vec::new();
+                {
+                    let mut inbound = lock(&shared.inbound);
+                    for d in elements.data {
+                        if let Some((bundle, wake)) = inbound.get_mut(&d.instruction_id) {
+                            match &bundle.stream {
+                                Some(tx) => {
+                                    if !d.data.is_empty() {
+                                        sends.push((tx.clone(), (d.transform_id.clone(), d.data)));
+                                    }
+                                    if d.is_last {
+                                        finished.push((d.instruction_id, d.transform_id));
+                                    }
+                                    continue;
+                                }
+                                None => bundle
+                                    .data
+                                    .entry(d.transform_id.clone())
+                                    .or_default()
+                                    .extend_from_slice(&d.data),
                             }
-                            Some(_) => {}
-                            None => bundle
-                                .data
-                                .entry(d.transform_id.clone())
-                                .or_default()
-                                .extend_from_slice(&d.data),
+                            if d.is_last {
+                                bundle.done.insert(d.transform_id);
+                            }
+                            wake.notify_one();
                         }
-                        if d.is_last {
-                            bundle.done.insert(d.transform_id);
-                        }
+                    }
+                }
+                for (tx, item) in sends {
+                    let _ = tx.send(item).await;
+                }
+                let mut inbound = lock(&shared.inbound);
+                for (instruction, sink) in finished {
+                    if let Some((bundle, wake)) = inbound.get_mut(&instruction) {
+                        bundle.done.insert(sink);
                         wake.notify_one();
                     }
                 }

@@ -8,7 +8,7 @@
 //! harness keeps each append's end as a cut point, since a harness appends
 //! whole elements.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use wasmbeam_proto::fn_execution::v1 as fn_api;
@@ -77,15 +77,89 @@ pub trait StateProvider: Send + Sync {
 
 /// State kept in memory, by encoded state key: side inputs put in with
 /// [`MemoryState::put`], user state written by harnesses.
+///
+/// Bag-like state (bag, and the combining, value and set states SDKs build
+/// on it) is one value per key. Ordered-list state keeps its elements by
+/// sort key, so a get or clear can take a range; its elements are a varint
+/// sort key and then the length-prefixed value, as Beam's SDKs encode them.
+/// Multimap state keeps its map keys, so `MultimapKeysUserState` lists them
+/// and clears them all.
 #[derive(Default)]
 pub struct MemoryState {
-    values: Mutex<HashMap<Vec<u8>, StateValue>>,
+    values: Mutex<Store>,
+}
+
+#[derive(Default, Clone)]
+struct Store {
+    plain: HashMap<Vec<u8>, StateValue>,
+    /// Ordered lists by key (range unset): sort key -> elements.
+    ordered: HashMap<Vec<u8>, BTreeMap<i64, Vec<Vec<u8>>>>,
+    /// Multimaps by their keys-state key: map key -> values.
+    multimap: HashMap<Vec<u8>, BTreeMap<Vec<u8>, StateValue>>,
+}
+
+/// How a state key is stored.
+enum Slot {
+    Plain(Vec<u8>),
+    Ordered(Vec<u8>, Option<(i64, i64)>),
+    MapValues(Vec<u8>, Vec<u8>),
+    MapKeys(Vec<u8>),
+}
+
+fn slot(key: &fn_api::StateKey) -> Slot {
+    use fn_api::state_key::{MultimapKeysUserState, OrderedListUserState, Type};
+    match &key.r#type {
+        Some(Type::OrderedListUserState(o)) => {
+            let base = fn_api::StateKey {
+                r#type: Some(Type::OrderedListUserState(OrderedListUserState {
+                    range: None,
+                    ..o.clone()
+                })),
+            };
+            Slot::Ordered(base.encode_to_vec(), o.range.map(|r| (r.start, r.end)))
+        }
+        Some(Type::MultimapUserState(m)) => {
+            let keys = fn_api::StateKey {
+                r#type: Some(Type::MultimapKeysUserState(MultimapKeysUserState {
+                    transform_id: m.transform_id.clone(),
+                    user_state_id: m.user_state_id.clone(),
+                    window: m.window.clone(),
+                    key: m.key.clone(),
+                })),
+            };
+            Slot::MapValues(keys.encode_to_vec(), m.map_key.clone())
+        }
+        Some(Type::MultimapKeysUserState(_)) => Slot::MapKeys(key.encode_to_vec()),
+        _ => Slot::Plain(key.encode_to_vec()),
+    }
+}
+
+/// Split ordered-list elements (varint sort key, then a length-prefixed
+/// value) into (sort key, element bytes).
+fn ordered_elements(data: &[u8]) -> Result<Vec<(i64, Vec<u8>)>, String> {
+    let bad = |at: usize| {
+        format!("ordered list state: element at byte {at} is not a varint sort key and a length-prefixed value")
+    };
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let start = pos;
+        let sort = crate::varint::read(data, &mut pos).ok_or_else(|| bad(start))? as i64;
+        let len = crate::varint::read(data, &mut pos).ok_or_else(|| bad(start))? as usize;
+        let end = pos
+            .checked_add(len)
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| bad(start))?;
+        out.push((sort, data[start..end].to_vec()));
+        pos = end;
+    }
+    Ok(out)
 }
 
 impl MemoryState {
     /// Set the value under `key` (a side input, for instance).
     pub fn put(&self, key: &fn_api::StateKey, value: StateValue) {
-        self.lock().insert(key.encode_to_vec(), value);
+        self.lock().plain.insert(key.encode_to_vec(), value);
     }
 
     /// A copy of everything stored.
@@ -101,30 +175,101 @@ impl MemoryState {
         *self.lock() = values;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, StateValue>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
         self.values.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl StateProvider for MemoryState {
     fn get(&self, key: &fn_api::StateKey) -> Result<StateValue, String> {
-        Ok(self
-            .lock()
-            .get(&key.encode_to_vec())
-            .cloned()
-            .unwrap_or_default())
+        let store = self.lock();
+        Ok(match slot(key) {
+            Slot::Plain(k) => store.plain.get(&k).cloned().unwrap_or_default(),
+            Slot::Ordered(k, range) => {
+                let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
+                let mut v = StateValue::default();
+                if let Some(list) = store.ordered.get(&k).filter(|_| lo < hi) {
+                    for (_, elements) in list.range(lo..hi) {
+                        for e in elements {
+                            v.data.extend_from_slice(e);
+                            v.element_ends.push(v.data.len());
+                        }
+                    }
+                }
+                v
+            }
+            Slot::MapValues(k, map_key) => store
+                .multimap
+                .get(&k)
+                .and_then(|m| m.get(&map_key))
+                .cloned()
+                .unwrap_or_default(),
+            Slot::MapKeys(k) => StateValue::from_elements(
+                store
+                    .multimap
+                    .get(&k)
+                    .into_iter()
+                    .flat_map(|m| m.keys().map(Vec::as_slice)),
+            ),
+        })
     }
 
     fn append(&self, key: &fn_api::StateKey, data: Vec<u8>) -> Result<(), String> {
-        let mut values = self.lock();
-        let v = values.entry(key.encode_to_vec()).or_default();
-        v.data.extend_from_slice(&data);
-        v.element_ends.push(v.data.len());
+        let mut store = self.lock();
+        let push = |v: &mut StateValue, data: &[u8]| {
+            v.data.extend_from_slice(data);
+            v.element_ends.push(v.data.len());
+        };
+        match slot(key) {
+            Slot::Plain(k) => push(store.plain.entry(k).or_default(), &data),
+            Slot::Ordered(k, _) => {
+                let list = store.ordered.entry(k).or_default();
+                for (sort, e) in ordered_elements(&data)? {
+                    list.entry(sort).or_default().push(e);
+                }
+            }
+            Slot::MapValues(k, map_key) => push(
+                store
+                    .multimap
+                    .entry(k)
+                    .or_default()
+                    .entry(map_key)
+                    .or_default(),
+                &data,
+            ),
+            Slot::MapKeys(_) => {
+                return Err("multimap keys cannot be appended to; append to a map key".into())
+            }
+        }
         Ok(())
     }
 
     fn clear(&self, key: &fn_api::StateKey) -> Result<(), String> {
-        self.lock().remove(&key.encode_to_vec());
+        let mut store = self.lock();
+        match slot(key) {
+            Slot::Plain(k) => {
+                store.plain.remove(&k);
+            }
+            Slot::Ordered(k, None) => {
+                store.ordered.remove(&k);
+            }
+            Slot::Ordered(k, Some((lo, hi))) => {
+                if let Some(list) = store.ordered.get_mut(&k).filter(|_| lo < hi) {
+                    let doomed: Vec<i64> = list.range(lo..hi).map(|(s, _)| *s).collect();
+                    for s in doomed {
+                        list.remove(&s);
+                    }
+                }
+            }
+            Slot::MapValues(k, map_key) => {
+                if let Some(m) = store.multimap.get_mut(&k) {
+                    m.remove(&map_key);
+                }
+            }
+            Slot::MapKeys(k) => {
+                store.multimap.remove(&k);
+            }
+        }
         Ok(())
     }
 }
@@ -289,5 +434,96 @@ mod tests {
         let (p, next) = v.page(0);
         assert_eq!((p.len(), next), (huge.len(), Some(huge.len())));
         assert_eq!(v.page(huge.len()), (&b"x"[..], None));
+    }
+
+    fn ordered(range: Option<(i64, i64)>) -> fn_api::StateKey {
+        fn_api::StateKey {
+            r#type: Some(fn_api::state_key::Type::OrderedListUserState(
+                fn_api::state_key::OrderedListUserState {
+                    transform_id: "t".into(),
+                    user_state_id: "o".into(),
+                    window: vec![],
+                    key: b"k".to_vec(),
+                    range: range.map(|(start, end)| fn_api::OrderedListRange { start, end }),
+                },
+            )),
+        }
+    }
+
+    /// One ordered-list element: varint sort key, length-prefixed value.
+    fn element(sort: u8, value: &[u8]) -> Vec<u8> {
+        [&[sort, value.len() as u8][..], value].concat()
+    }
+
+    #[test]
+    fn ordered_list_state_reads_and_clears_by_sort_key_range() {
+        let m = MemoryState::default();
+        let data = [element(30, b"c"), element(10, b"a"), element(20, b"b")].concat();
+        m.append(&ordered(None), data).unwrap();
+        m.append(&ordered(None), element(10, b"a2")).unwrap();
+        let all = m.get(&ordered(Some((0, 100)))).unwrap();
+        assert_eq!(
+            all.data,
+            [
+                element(10, b"a"),
+                element(10, b"a2"),
+                element(20, b"b"),
+                element(30, b"c")
+            ]
+            .concat()
+        );
+        assert_eq!(all.element_ends.len(), 4);
+        let mid = m.get(&ordered(Some((11, 30)))).unwrap();
+        assert_eq!(
+            mid.data,
+            element(20, b"b"),
+            "the end of a range is exclusive"
+        );
+        m.clear(&ordered(Some((0, 20)))).unwrap();
+        assert_eq!(
+            m.get(&ordered(Some((0, 100)))).unwrap().data,
+            [element(20, b"b"), element(30, b"c")].concat()
+        );
+        assert!(m
+            .append(&ordered(None), vec![5, 9, 1])
+            .unwrap_err()
+            .contains("byte 0"));
+    }
+
+    #[test]
+    fn multimap_state_lists_its_keys_and_clears_them_all() {
+        use fn_api::state_key::{MultimapKeysUserState, MultimapUserState, Type};
+        let entry = |map_key: &[u8]| fn_api::StateKey {
+            r#type: Some(Type::MultimapUserState(MultimapUserState {
+                transform_id: "t".into(),
+                user_state_id: "m".into(),
+                window: vec![],
+                key: b"k".to_vec(),
+                map_key: map_key.to_vec(),
+            })),
+        };
+        let keys = fn_api::StateKey {
+            r#type: Some(Type::MultimapKeysUserState(MultimapKeysUserState {
+                transform_id: "t".into(),
+                user_state_id: "m".into(),
+                window: vec![],
+                key: b"k".to_vec(),
+            })),
+        };
+        m_roundtrip(&entry, &keys);
+    }
+
+    fn m_roundtrip(entry: &dyn Fn(&[u8]) -> fn_api::StateKey, keys: &fn_api::StateKey) {
+        let m = MemoryState::default();
+        m.append(&entry(b"\x01x"), b"1".to_vec()).unwrap();
+        m.append(&entry(b"\x01x"), b"2".to_vec()).unwrap();
+        m.append(&entry(b"\x01y"), b"3".to_vec()).unwrap();
+        assert_eq!(m.get(&entry(b"\x01x")).unwrap().data, b"12");
+        assert_eq!(m.get(keys).unwrap().data, b"\x01x\x01y");
+        m.clear(&entry(b"\x01x")).unwrap();
+        assert_eq!(m.get(keys).unwrap().data, b"\x01y");
+        m.clear(keys).unwrap();
+        assert!(m.get(&entry(b"\x01y")).unwrap().data.is_empty());
+        assert!(m.get(keys).unwrap().data.is_empty());
     }
 }

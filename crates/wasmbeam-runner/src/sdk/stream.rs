@@ -21,6 +21,10 @@ use super::{cancelled, SdkDoFn};
 /// Output held per bundle before it streams (and can no longer be retried).
 const HOLD_BYTES: usize = 32 << 20;
 
+/// Data messages in flight between the Fn API server and the engine before
+/// the harness is held back.
+const STREAM_PARTS: usize = 8;
+
 /// Output parts of one bundle attempt: held, or already sent on.
 struct Parts<'e> {
     held: Vec<(usize, Batch)>,
@@ -75,7 +79,7 @@ impl SdkDoFn {
             parts.held_bytes = 0;
             let worker = self.harnesses.worker(&self.env.0, &self.env.1)?;
             let id = worker.new_instruction_id();
-            let (tx, mut rx) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
+            let (tx, mut rx) = mpsc::channel::<(String, Vec<u8>)>(STREAM_PARTS);
             let cancel = self.harnesses.cancel.clone();
             let result = self.harnesses.rt.block_on(async {
                 let run = worker.process_bundle_streaming(
