@@ -29,9 +29,10 @@
 //!   first. Cancelling the job abandons the bundle in flight.
 //!
 //! * An environment gets up to `sdk_workers` harnesses, started as bundles
-//!   come, which take its bundles in turn.
-//!
-//! Not yet: runner-initiated splits.
+//!   come, which take its bundles in turn. With more than one, a splittable
+//!   DoFn's restrictions are split while they run (`split.rs`).
+//! * A bundle's output goes on to the engine while the harness still sends
+//!   it, past a small held part (`stream.rs`), with backpressure.
 
 mod keyed;
 
