@@ -6,7 +6,12 @@ from apache_beam.transforms import environments
 
 
 def options(pool):
-    """Pipeline options whose default environment is the worker pool at `pool`."""
+    """Pipeline options whose default environment is the worker pool at
+    `pool`, or, for `process:COMMAND`, a PROCESS environment running COMMAND."""
+    if pool.startswith("process:"):
+        command = pool[len("process:"):]
+        return PipelineOptions(["--environment_type=PROCESS",
+                                '--environment_config={"command": "%s"}' % command])
     return PipelineOptions(["--environment_type=EXTERNAL", "--environment_config=" + pool])
 
 

@@ -750,6 +750,38 @@ fn a_dofn_that_always_raises_fails_the_job_with_its_traceback_after_the_retries(
 }
 
 #[test]
+fn a_process_harness_that_dies_at_start_fails_the_job_at_once_with_its_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("in.txt"), "x\n").unwrap();
+    let boot = tmp.path().join("boot.sh");
+    std::fs::write(
+        &boot,
+        "#!/bin/sh\necho 'boot: no SDK installed here' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", boot.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let env = format!("process:{}", boot.display());
+    let pipeline = dofn_mode_pipeline(tmp.path(), "pid", &env);
+    let started = std::time::Instant::now();
+    let o = wasmbeam(&["run", pipeline.to_str().unwrap()], tmp.path());
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}: the dead harness was only noticed at the connect timeout",
+        started.elapsed()
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("exited (exit status: 3) before connecting"),
+        "{err}"
+    );
+    assert!(err.contains("boot: no SDK installed here"), "{err}");
+}
+
+#[test]
 fn sigterm_during_an_sdk_bundle_stops_the_job_and_its_harness() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("in.txt"), "x\n").unwrap();

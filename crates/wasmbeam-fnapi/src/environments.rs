@@ -61,7 +61,12 @@ fn descriptor(url: &str) -> pb::ApiServiceDescriptor {
 pub struct ProcessWorker {
     worker_id: String,
     child: Child,
+    /// The last lines the harness wrote to stderr.
+    stderr_tail: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// Stderr lines kept per harness process, to explain a failed start.
+const STDERR_TAIL: usize = 12;
 
 impl ProcessWorker {
     /// Start `command` (split on whitespace: program then arguments) with
@@ -127,19 +132,51 @@ impl ProcessWorker {
                 "cannot start SDK harness {worker_id:?} with {what}: {e}"
             ))
         })?;
-        // The harness's stderr goes to the log (target `wasmbeam::sdk`).
+        // The harness's stderr goes to the log (target `wasmbeam::sdk`);
+        // its last lines are kept to explain a failed start.
+        let stderr_tail =
+            std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         if let Some(err) = child.stderr.take() {
             let id = worker_id.to_string();
+            let tail = stderr_tail.clone();
             std::thread::spawn(move || {
                 use std::io::BufRead;
                 for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
                     tracing::debug!(target: "wasmbeam::sdk", worker = %id, "{line}");
+                    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    if t.len() == STDERR_TAIL {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
                 }
             });
         }
         Ok(ProcessWorker {
             worker_id: worker_id.into(),
             child,
+            stderr_tail,
+        })
+    }
+
+    /// When the harness process has exited: how, with the last lines it
+    /// wrote to stderr.
+    pub fn exit_report(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok().flatten()?;
+        // Let the stderr reader catch the last lines.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
+        Some(if lines.is_empty() {
+            format!(
+                "SDK harness {:?} exited ({status}) before connecting",
+                self.worker_id
+            )
+        } else {
+            format!(
+                "SDK harness {:?} exited ({status}) before connecting; its last stderr lines:\n{}",
+                self.worker_id,
+                lines.join("\n")
+            )
         })
     }
 

@@ -226,14 +226,39 @@ impl SdkHarnesses {
                 env.urn
             ));
         };
+        let mut started = started;
+        // A harness process that exits before it connects fails at once,
+        // with its own last words, instead of after the connect timeout.
+        let waited = std::time::Instant::now();
+        let w = loop {
+            let attempt = self
+                .rt
+                .block_on(self.server.worker(&worker_id, Duration::from_millis(250)));
+            match attempt {
+                Ok(w) => break w,
+                Err(_) if waited.elapsed() < CONNECT_TIMEOUT => {
+                    if let Started::Process { _worker: p } = &mut started {
+                        if let Some(why) = p.exit_report() {
+                            started.stop(&self.rt, &self.server);
+                            return Err(format!("environment {env_id}: {why}"));
+                        }
+                    }
+                }
+                Err(_) => {
+                    let e = wasmbeam_fnapi::FnApiError::NoWorker {
+                        worker: worker_id.clone(),
+                        waited: CONNECT_TIMEOUT,
+                        endpoint: self.server.endpoint().url,
+                    };
+                    started.stop(&self.rt, &self.server);
+                    return Err(format!("environment {env_id}: {e}"));
+                }
+            }
+        };
         self.started
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((worker_id.clone(), started));
-        let w = self
-            .rt
-            .block_on(self.server.worker(&worker_id, CONNECT_TIMEOUT))
-            .map_err(|e| format!("environment {env_id}: {e}"))?;
         workers
             .entry(env_id.to_string())
             .or_default()
