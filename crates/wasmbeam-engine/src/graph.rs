@@ -87,15 +87,24 @@ pub trait DoFnExec: Send + Sync {
         outputs: usize,
         emit: &mut dyn FnMut(usize, Batch) -> OpResult<()>,
     ) -> OpResult<()> {
-        let outs = self.process(input)?;
-        if outs.len() != outputs {
-            return Err(format!("produced {} outputs, expected {outputs}", outs.len()).into());
-        }
-        for (i, b) in outs.into_iter().enumerate() {
-            emit(i, b)?;
-        }
-        Ok(())
+        emit_batches(self.process(input)?, outputs, emit)
     }
+}
+
+/// Hand one batch per output to `emit`, checking there are `outputs` of
+/// them (for [`DoFnExec::process_into`] built on whole batches).
+pub fn emit_batches(
+    outs: Vec<Batch>,
+    outputs: usize,
+    emit: &mut dyn FnMut(usize, Batch) -> OpResult<()>,
+) -> OpResult<()> {
+    if outs.len() != outputs {
+        return Err(format!("produced {} outputs, expected {outputs}", outs.len()).into());
+    }
+    for (i, b) in outs.into_iter().enumerate() {
+        emit(i, b)?;
+    }
+    Ok(())
 }
 
 /// A DoFn with per-key state and timers (Beam's stateful ParDo). The engine

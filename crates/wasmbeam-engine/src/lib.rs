@@ -31,7 +31,7 @@ pub mod window;
 pub use batch::{Batch, PANE_NO_FIRING, PANE_ON_TIME_ONLY};
 pub use exec::{run, EngineError, EngineOptions, JobResult, Progress};
 pub use graph::{
-    CombineExec, DoFnExec, Graph, KeyedDoFnExec, KeyedRun, KvCodec, OpError, OpKind, OpResult,
-    PcId, TextSink, Values,
+    emit_batches, CombineExec, DoFnExec, Graph, KeyedDoFnExec, KeyedRun, KvCodec, OpError, OpKind,
+    OpResult, PcId, TextSink, Values,
 };
 pub use window::{Window, WindowFn};

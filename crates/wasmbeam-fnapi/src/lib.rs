@@ -64,11 +64,13 @@ mod server;
 mod services;
 mod state;
 mod varint;
+mod worker;
 
 pub use environments::{Endpoints, ExternalWorkerPool, ProcessWorker};
 pub use metrics::MetricsAggregate;
-pub use server::{BundleInput, BundleOutput, FnApiError, FnApiServer, LogLine, Worker};
+pub use server::{BundleInput, BundleOutput, FnApiError, FnApiServer, LogLine};
 pub use state::{MemoryState, StateProvider, StateValue, STATE_PAGE_BYTES};
+pub use worker::Worker;
 
 /// Largest payload of one outbound `Elements` message.
 pub const DATA_CHUNK_BYTES: usize = 1 << 20;

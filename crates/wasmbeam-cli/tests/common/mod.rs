@@ -30,3 +30,49 @@ pub fn wasmbeam_cmd(cwd: &Path) -> Command {
 pub fn wasmbeam(args: &[&str], cwd: &Path) -> Output {
     wasmbeam_cmd(cwd).args(args).output().expect("run wasmbeam")
 }
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every line of `files`, sorted.
+pub fn sorted_lines(files: &[PathBuf]) -> Vec<String> {
+    let mut v: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The files in `dir` whose names start with `prefix`, sorted.
+pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A failed or cancelled job commits nothing: no output or staging files
+/// remain in `out`.
+pub fn assert_nothing_left(out: &Path) {
+    let left: Vec<_> = match std::fs::read_dir(out) {
+        Ok(entries) => entries.map(|e| e.unwrap().file_name()).collect(),
+        Err(_) => vec![],
+    };
+    assert!(
+        left.is_empty(),
+        "no output or staging files may remain in {}: {left:?}",
+        out.display()
+    );
+}

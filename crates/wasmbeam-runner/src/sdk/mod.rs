@@ -37,13 +37,16 @@
 mod keyed;
 
 pub(crate) use fusion::fuse;
+pub use harnesses::SdkHarnesses;
 pub use keyed::SdkStatefulDoFn;
 pub(crate) use sdf::expand_pipeline as expand_splittable;
 pub(crate) use steps::{side_tags, steps, Transform};
 pub(crate) use transcode::transcode_step;
 mod coding;
 mod fusion;
+mod harnesses;
 mod sdf;
+mod sides;
 mod split;
 mod steps;
 mod stream;
@@ -51,230 +54,21 @@ mod transcode;
 
 use coding::{decode_into, wire, wire_coder_id, Wire};
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
 use wasmbeam_coders::{coder_from_proto, Coder, Context, PaneInfo, Reader, Value};
-use wasmbeam_engine::{Batch, DoFnExec, OpError, OpResult};
-use wasmbeam_fnapi::{
-    BundleInput, Endpoints, ExternalWorkerPool, FnApiServer, MemoryState, MetricsAggregate,
-    ProcessWorker, StateProvider, StateValue, Worker,
-};
+use wasmbeam_engine::{emit_batches, Batch, DoFnExec, OpError, OpResult};
+use wasmbeam_fnapi::{BundleInput, MemoryState, StateProvider, Worker};
 use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
-use wasmbeam_proto::urns::standard_environments::environments;
 use wasmbeam_proto::urns::standard_p_transforms::primitives;
 use wasmbeam_proto::urns::standard_p_transforms::splittable_par_do_components as sdf_urns;
 
 /// The access pattern of a side input read by key.
 const MULTIMAP_ACCESS: &str = "beam:side_input:multimap:v1";
-
-/// How long a harness may take to connect after it was started.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
-
-enum Started {
-    Pool(ExternalWorkerPool, String),
-    /// Kept only to be killed when dropped.
-    Process {
-        _worker: ProcessWorker,
-    },
-}
-
-impl Started {
-    /// Stop the harness: `StopWorker` on its pool, or kill its process.
-    fn stop(self, rt: &tokio::runtime::Runtime, server: &FnApiServer) {
-        if let Started::Pool(mut pool, id) = self {
-            let stop = pool.stop_worker(&id);
-            rt.block_on(async {
-                let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
-                // Let the harness hang up first, so it does not see the
-                // server vanish under its open streams.
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-                while server.is_connected(&id) && tokio::time::Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            });
-        }
-        // A process worker is killed when dropped here.
-    }
-}
-
-/// The Fn API server and SDK harnesses of one job.
-pub struct SdkHarnesses {
-    rt: tokio::runtime::Runtime,
-    /// Set when the job is cancelled: checkpointed restrictions are not
-    /// resumed then.
-    cancel: Option<Arc<AtomicBool>>,
-    /// User metrics from every bundle's response.
-    metrics: MetricsAggregate,
-    server: FnApiServer,
-    /// The harnesses of each environment (up to `parallelism` each).
-    workers: Mutex<HashMap<String, Vec<Worker>>>,
-    /// Harnesses per environment.
-    parallelism: usize,
-    /// Round-robin position for picking a harness.
-    turn: std::sync::atomic::AtomicUsize,
-    /// Every harness started, by worker id.
-    started: Mutex<Vec<(String, Started)>>,
-    /// Worker ids handed out so far.
-    next_worker: AtomicU64,
-    /// How many times a failed bundle is tried in all.
-    attempts: u32,
-}
-
-impl SdkHarnesses {
-    /// Start the Fn API server (no harness yet); `cancel` is the job's
-    /// cancel flag; a failed bundle is tried `attempts` times in all; each
-    /// environment gets up to `parallelism` harnesses, which share its
-    /// bundles.
-    pub fn new(
-        cancel: Option<Arc<AtomicBool>>,
-        attempts: u32,
-        parallelism: usize,
-    ) -> Result<Self, String> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("wasmbeam-fnapi")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the Fn API runtime: {e}"))?;
-        let server = rt
-            .block_on(FnApiServer::start(None))
-            .map_err(|e| e.to_string())?;
-        Ok(SdkHarnesses {
-            rt,
-            cancel,
-            metrics: MetricsAggregate::default(),
-            server,
-            workers: Mutex::default(),
-            parallelism: parallelism.max(1),
-            turn: Default::default(),
-            started: Mutex::default(),
-            next_worker: AtomicU64::new(1),
-            attempts: attempts.max(1),
-        })
-    }
-
-    /// Replace harness `failed` of environment `env_id` with a fresh one
-    /// (unless another bundle replaced it already), stopping the old one.
-    fn replace(&self, env_id: &str, env: &pb::Environment, failed: &Worker) -> Result<(), String> {
-        {
-            let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(list) = workers.get_mut(env_id) {
-                list.retain(|w| w.id() != failed.id());
-            }
-        }
-        let old = {
-            let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
-            started
-                .iter()
-                .position(|(id, _)| id == failed.id())
-                .map(|i| started.remove(i).1)
-        };
-        if let Some(old) = old {
-            old.stop(&self.rt, &self.server);
-        }
-        self.worker(env_id, env).map(|_| ())
-    }
-
-    /// The user metrics the harnesses reported, merged.
-    pub fn metrics(&self) -> Vec<wasmbeam_proto::pipeline::v1::MonitoringInfo> {
-        self.metrics.snapshot()
-    }
-
-    /// A harness of environment `env_id` for the next bundle: a new one
-    /// while the environment has fewer than `parallelism`, else the next in
-    /// turn.
-    fn worker(&self, env_id: &str, env: &pb::Environment) -> Result<Worker, String> {
-        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = workers.get(env_id).filter(|l| l.len() >= self.parallelism) {
-            let i = self.turn.fetch_add(1, Ordering::Relaxed) % list.len();
-            return Ok(list[i].clone());
-        }
-        let n = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        let worker_id = format!("wasmbeam-{}-{n}", std::process::id());
-        let endpoints = Endpoints::all_at(&self.server.endpoint().url);
-        let started = if env.urn == environments::EXTERNAL {
-            let p = pb::ExternalPayload::decode(env.payload.as_slice())
-                .map_err(|e| format!("environment {env_id}: bad EXTERNAL payload: {e}"))?;
-            let url = p.endpoint.map(|e| e.url).unwrap_or_default();
-            if url.is_empty() {
-                return Err(format!(
-                    "environment {env_id}: EXTERNAL without a worker pool address"
-                ));
-            }
-            let mut pool = self
-                .rt
-                .block_on(ExternalWorkerPool::connect(&url, Duration::from_secs(10)))
-                .map_err(|e| format!("environment {env_id}: {e}"))?;
-            self.rt
-                .block_on(pool.start_worker(&worker_id, &endpoints, p.params))
-                .map_err(|e| format!("environment {env_id}: {e}"))?;
-            Started::Pool(pool, worker_id.clone())
-        } else if env.urn == environments::PROCESS {
-            let p = pb::ProcessPayload::decode(env.payload.as_slice())
-                .map_err(|e| format!("environment {env_id}: bad PROCESS payload: {e}"))?;
-            let w = ProcessWorker::boot(&p.command, &p.env, &worker_id, &endpoints)
-                .map_err(|e| format!("environment {env_id}: {e}"))?;
-            Started::Process { _worker: w }
-        } else {
-            return Err(format!(
-                "environment {env_id} ({}) cannot be started here: use LOOPBACK, EXTERNAL or PROCESS",
-                env.urn
-            ));
-        };
-        let mut started = started;
-        // A harness process that exits before it connects fails at once,
-        // with its own last words, instead of after the connect timeout.
-        let waited = std::time::Instant::now();
-        let w = loop {
-            let attempt = self
-                .rt
-                .block_on(self.server.worker(&worker_id, Duration::from_millis(250)));
-            match attempt {
-                Ok(w) => break w,
-                Err(_) if waited.elapsed() < CONNECT_TIMEOUT => {
-                    if let Started::Process { _worker: p } = &mut started {
-                        if let Some(why) = p.exit_report() {
-                            started.stop(&self.rt, &self.server);
-                            return Err(format!("environment {env_id}: {why}"));
-                        }
-                    }
-                }
-                Err(_) => {
-                    let e = wasmbeam_fnapi::FnApiError::NoWorker {
-                        worker: worker_id.clone(),
-                        waited: CONNECT_TIMEOUT,
-                        endpoint: self.server.endpoint().url,
-                    };
-                    started.stop(&self.rt, &self.server);
-                    return Err(format!("environment {env_id}: {e}"));
-                }
-            }
-        };
-        self.started
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((worker_id.clone(), started));
-        workers
-            .entry(env_id.to_string())
-            .or_default()
-            .push(w.clone());
-        Ok(w)
-    }
-}
-
-impl Drop for SdkHarnesses {
-    fn drop(&mut self) {
-        let started = std::mem::take(&mut *self.started.lock().unwrap_or_else(|p| p.into_inner()));
-        for (_, s) in started {
-            s.stop(&self.rt, &self.server);
-        }
-    }
-}
 
 /// One ParDo run in an SDK harness.
 pub struct SdkDoFn {
@@ -653,16 +447,26 @@ impl SdkDoFn {
             }
         };
         let (out, worker) = out;
+        self.bundle_succeeded(&worker, &out)?;
+        Ok(out)
+    }
+
+    /// What follows every successful bundle: its metrics join the job's,
+    /// and, since batch commits a bundle's output as soon as it is back, a
+    /// bundle that asks for finalization gets it right away.
+    fn bundle_succeeded(
+        &self,
+        worker: &Worker,
+        out: &wasmbeam_fnapi::BundleOutput,
+    ) -> OpResult<()> {
         self.harnesses.metrics.merge(&out.response.monitoring_infos);
-        // Batch commits a bundle's output as soon as it is back, so a
-        // bundle that asks for finalization gets it right away.
         if out.response.requires_finalization {
             self.harnesses
                 .rt
                 .block_on(worker.finalize_bundle(&out.instruction_id))
                 .map_err(OpError::new)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// A bundle's output data as one engine batch per output.
@@ -723,125 +527,6 @@ impl SdkDoFn {
     }
 }
 
-impl SdkDoFn {
-    /// Materialise the side inputs the way the harness asks for them:
-    /// every element under (tag, window) for an iterable side input; for a
-    /// multimap one, the keys under (tag, window) and each key's values
-    /// under (tag, window, key). The harness maps a main input window to a
-    /// side input window itself and asks for that one.
-    fn load_side_inputs(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
-        if side_inputs.is_empty() {
-            return Ok(());
-        }
-        let mut values: HashMap<fn_api::StateKey, StateValue> = HashMap::new();
-        let mut append = |key: fn_api::state_key::Type, bytes: &[u8]| {
-            let v = values
-                .entry(fn_api::StateKey { r#type: Some(key) })
-                .or_default();
-            v.data.extend_from_slice(bytes);
-            v.element_ends.push(v.data.len());
-        };
-        for (tag, batch) in side_inputs {
-            let (_, w, multimap) = self
-                .sides
-                .iter()
-                .find(|(t, _, _)| *t == tag)
-                .ok_or_else(|| format!("unknown side input {tag:?}"))?;
-            let Coder::WindowedValue { value: on_wire, .. } = &w.windowed else {
-                return Err("side input wire coder is not a windowed value".into());
-            };
-            let kv_coders = match (&**on_wire, multimap) {
-                (Coder::Kv(k, v), true) => Some((k, v)),
-                (_, true) => {
-                    return Err(format!(
-                        "side input {tag} is read as a multimap, but its elements are not KVs ({})",
-                        on_wire.urn()
-                    )
-                    .into())
-                }
-                _ => None,
-            };
-            // Keys already listed, per window.
-            let mut seen: std::collections::HashSet<(Vec<u8>, Vec<u8>)> = Default::default();
-            let mut enc = Vec::new();
-            let mut key_enc = Vec::new();
-            for e in batch.iter() {
-                let v = w
-                    .element
-                    .decode(e.value, Context::Outer)
-                    .map_err(|err| format!("side input {tag}: cannot decode an element: {err}"))?;
-                enc.clear();
-                key_enc.clear();
-                match (&kv_coders, &v) {
-                    (Some((kc, vc)), Value::Kv(k, val)) => {
-                        kc.encode(k, Context::Nested, &mut key_enc)
-                            .and_then(|()| vc.encode(val, Context::Nested, &mut enc))
-                            .map_err(|err| {
-                                format!("side input {tag}: cannot encode an element: {err}")
-                            })?;
-                    }
-                    _ => on_wire
-                        .encode(&v, Context::Nested, &mut enc)
-                        .map_err(|err| {
-                            format!("side input {tag}: cannot encode an element: {err}")
-                        })?,
-                }
-                for win in e.windows() {
-                    let mut window = Vec::new();
-                    if !win.is_global() {
-                        wasmbeam_coders::encode_interval_window(
-                            &wasmbeam_coders::IntervalWindow {
-                                start: win.start,
-                                end: win.end,
-                            },
-                            &mut window,
-                        );
-                    }
-                    use fn_api::state_key::{
-                        IterableSideInput, MultimapKeysSideInput, MultimapSideInput, Type,
-                    };
-                    if kv_coders.is_none() {
-                        append(
-                            Type::IterableSideInput(IterableSideInput {
-                                transform_id: self.transform_id.clone(),
-                                side_input_id: tag.clone(),
-                                window,
-                            }),
-                            &enc,
-                        );
-                        continue;
-                    }
-                    if seen.insert((window.clone(), key_enc.clone())) {
-                        append(
-                            Type::MultimapKeysSideInput(MultimapKeysSideInput {
-                                transform_id: self.transform_id.clone(),
-                                side_input_id: tag.clone(),
-                                window: window.clone(),
-                            }),
-                            &key_enc,
-                        );
-                    }
-                    append(
-                        Type::MultimapSideInput(MultimapSideInput {
-                            transform_id: self.transform_id.clone(),
-                            side_input_id: tag.clone(),
-                            window,
-                            key: key_enc.clone(),
-                        }),
-                        &enc,
-                    );
-                }
-            }
-        }
-        let state = MemoryState::default();
-        for (key, value) in values {
-            state.put(&key, value);
-        }
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(state));
-        Ok(())
-    }
-}
-
 impl DoFnExec for SdkDoFn {
     fn prepare(&self, side_inputs: Vec<(String, Batch)>) -> OpResult<()> {
         self.load_side_inputs(side_inputs)
@@ -853,14 +538,11 @@ impl DoFnExec for SdkDoFn {
         outputs: usize,
         emit: &mut dyn FnMut(usize, Batch) -> OpResult<()>,
     ) -> OpResult<()> {
+        let mut next = self.encode(&input)?;
         if self.resumes && self.harnesses.parallelism > 1 {
             // Splits over several harnesses: whole bundles (see `split.rs`).
-            for (i, b) in self.process(input)?.into_iter().enumerate().take(outputs) {
-                emit(i, b)?;
-            }
-            return Ok(());
+            return emit_batches(self.process_splitting(next)?, outputs, emit);
         }
-        let mut next = self.encode(&input)?;
         loop {
             let response = self.stream_bundle(next, emit)?;
             let residuals = &response.residual_roots;
@@ -874,25 +556,11 @@ impl DoFnExec for SdkDoFn {
     }
 
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
-        let first = self.encode(&input)?;
-        if self.resumes && self.harnesses.parallelism > 1 {
-            return self.process_splitting(first);
-        }
-        let mut inputs = vec![first];
-        let mut all: Vec<Batch> = Vec::new();
-        loop {
-            let out = self.bundle(inputs, None, &mut || true)?;
-            append(&mut all, self.batches(&out)?);
-            let residuals = &out.response.residual_roots;
-            if !self.resumes || residuals.is_empty() {
-                return Ok(all);
-            }
-            // The rest of each checkpointed restriction is new input, once
-            // the delay the DoFn asked for has passed.
-            self.wait_for_resume(residuals)?;
-            inputs = vec![residual_input(
-                residuals.iter().filter_map(|r| r.application.as_ref()),
-            )];
-        }
+        let mut outs = vec![Batch::default(); self.outputs.len()];
+        self.process_into(input, outs.len(), &mut |i, b| {
+            outs[i].extend_from(&b);
+            Ok(())
+        })?;
+        Ok(outs)
     }
 }

@@ -112,13 +112,7 @@ impl SdkDoFn {
             };
             match result {
                 Ok(out) => {
-                    self.harnesses.metrics.merge(&out.response.monitoring_infos);
-                    if out.response.requires_finalization {
-                        self.harnesses
-                            .rt
-                            .block_on(worker.finalize_bundle(&out.instruction_id))
-                            .map_err(OpError::new)?;
-                    }
+                    self.bundle_succeeded(&worker, &out)?;
                     parts.flush()?;
                     return Ok(out.response);
                 }
