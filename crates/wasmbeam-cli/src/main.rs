@@ -65,6 +65,11 @@ enum Command {
         /// or the config file's state_dir).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// The Python interpreter (with apache-beam) that runs SDK harnesses
+        /// of PROCESS environments whose command is `wasmbeam:python`
+        /// (default: python3 on the PATH).
+        #[arg(long, env = "WASMBEAM_SDK_PYTHON")]
+        sdk_python: Option<PathBuf>,
     },
     /// Run a pipeline (YAML, or a Beam Pipeline proto) to completion.
     Run {
@@ -192,11 +197,13 @@ fn main() -> ExitCode {
             port,
             config,
             state_dir,
+            sdk_python,
         } => serve::serve(serve::ServeArgs {
             host,
             port,
             config,
             state_dir,
+            sdk_python,
         }),
     };
     match result {

@@ -14,6 +14,7 @@ pub struct ServeArgs {
     pub port: u16,
     pub config: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    pub sdk_python: Option<PathBuf>,
 }
 
 pub fn serve(args: ServeArgs) -> Result<(), Failure> {
@@ -29,6 +30,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Failure> {
     if let Some(d) = args.state_dir {
         cfg.state_dir = d;
     }
+    cfg.sdk_python = args.sdk_python;
     let ip: IpAddr = args.host.parse().map_err(|_| {
         crate::bad_input(anyhow::anyhow!(
             "--host {:?} is not an IP address (for example 127.0.0.1 or 0.0.0.0)",

@@ -471,6 +471,32 @@ fn ordered_list_state_reads_and_clears_by_range() {
     );
 }
 
+/// A `--save_main_session` pipeline on PROCESS harnesses: its DoFn needs
+/// the pickled main session the client staged, and an option it was given.
+/// Both the built-in Python command and a boot program that uses Beam's own
+/// provision and artifact retrieval stubs get them from the runner.
+#[test]
+fn process_harnesses_get_staged_files_and_options_from_the_runner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &tmp.path().join("state"),
+        &["--sdk-python", python().to_str().unwrap()],
+    );
+    let boot = format!(
+        "{} {}",
+        python().display(),
+        repo().join("tests/e2e/provision_boot.py").display()
+    );
+    for command in ["wasmbeam:python", boot.as_str()] {
+        let o = script("main_session_pipeline.py", &[&server.endpoint, command]);
+        assert!(
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("OK"),
+            "{command}: {}",
+            text(&o)
+        );
+    }
+}
+
 #[test]
 fn tenants_use_sdk_environments_only_where_their_policy_allows() {
     let tmp = tempfile::tempdir().unwrap();

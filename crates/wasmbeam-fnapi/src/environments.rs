@@ -44,8 +44,8 @@ impl Endpoints {
         Endpoints {
             control: addr.into(),
             logging: addr.into(),
-            artifact: None,
-            provision: None,
+            artifact: Some(addr.into()),
+            provision: Some(addr.into()),
         }
     }
 }
@@ -70,13 +70,15 @@ const STDERR_TAIL: usize = 12;
 
 impl ProcessWorker {
     /// Start `command` (split on whitespace: program then arguments) with
-    /// Beam's boot flags, as a PROCESS environment does. `env` is added to
-    /// the child's environment.
+    /// Beam's boot flags, as a PROCESS environment does, `semi_persist_dir`
+    /// being the harness's own scratch directory. `env` is added to the
+    /// child's environment.
     pub fn boot(
         command: &str,
         env: &HashMap<String, String>,
         worker_id: &str,
         endpoints: &Endpoints,
+        semi_persist_dir: &Path,
     ) -> Result<Self, FnApiError> {
         let mut parts = command.split_whitespace();
         let program = parts.next().ok_or_else(|| {
@@ -93,6 +95,7 @@ impl ProcessWorker {
         if let Some(p) = &endpoints.provision {
             c.arg(format!("--provision_endpoint={p}"));
         }
+        c.arg(format!("--semi_persist_dir={}", semi_persist_dir.display()));
         c.envs(env).stdin(Stdio::null());
         Self::spawn(c, worker_id, command)
     }

@@ -31,6 +31,11 @@
 //!   [`BundleOutput::timers`] once it closes each family. A harness that disconnects, or an
 //!   error in the response, fails the bundle with the harness's own text
 //!   (a Python traceback, for instance).
+//! * **Provision and artifacts** (`provision.rs`): `GetProvisionInfo`
+//!   answers a harness the runner announced ([`FnApiServer::expect_worker`])
+//!   with the job's pipeline options, the endpoints and its environment's
+//!   dependencies; `ArtifactRetrievalService` serves those dependencies,
+//!   and nothing else, to Beam's boot programs.
 //! * **Logging.** Log entries are kept per worker (capped at
 //!   [`LOG_LINES_KEPT`]) and forwarded to `tracing` (target
 //!   `wasmbeam::sdk`).
@@ -60,6 +65,7 @@
 
 mod environments;
 mod metrics;
+mod provision;
 mod server;
 mod services;
 mod state;
@@ -68,6 +74,7 @@ mod worker;
 
 pub use environments::{Endpoints, ExternalWorkerPool, ProcessWorker};
 pub use metrics::MetricsAggregate;
+pub use provision::{artifact_bytes, staged_name};
 pub use server::{BundleInput, BundleOutput, FnApiError, FnApiServer, LogLine};
 pub use state::{MemoryState, StateProvider, StateValue, STATE_PAGE_BYTES};
 pub use worker::Worker;

@@ -20,9 +20,12 @@ use wasmbeam_proto::fn_execution::v1::beam_fn_state_server::BeamFnStateServer;
 use wasmbeam_proto::pipeline::v1 as pb;
 use wasmbeam_proto::prost::Message;
 
+use crate::provision::Provisioning;
 use crate::services::Services;
 use crate::state::StateProvider;
 use crate::worker::Worker;
+use wasmbeam_proto::fn_execution::v1::provision_service_server::ProvisionServiceServer;
+use wasmbeam_proto::job_management::v1::artifact_retrieval_service_server::ArtifactRetrievalServiceServer;
 
 /// The URN of a runner-side data sink inside a bundle descriptor.
 const DATA_SINK: &str = "beam:runner:sink:v1";
@@ -154,6 +157,10 @@ pub(crate) struct Shared {
     pub(crate) logs: Mutex<HashMap<String, VecDeque<LogLine>>>,
     pub(crate) arrived: Notify,
     pub(crate) next_instruction: AtomicU64,
+    /// Options and dependencies for the provision and artifact services.
+    pub(crate) provisioning: Mutex<Provisioning>,
+    /// The server's own address (the endpoint of every service).
+    pub(crate) addr: SocketAddr,
 }
 
 /// A registered descriptor, its data sink transforms and its timer
@@ -195,6 +202,8 @@ impl FnApiServer {
             logs: Mutex::default(),
             arrived: Notify::new(),
             next_instruction: AtomicU64::new(1),
+            provisioning: Mutex::default(),
+            addr,
         });
         let svc = Services::new(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -217,9 +226,13 @@ impl FnApiServer {
                         .max_encoding_message_size(max),
                 )
                 .add_service(
-                    BeamFnLoggingServer::new(svc)
+                    BeamFnLoggingServer::new(svc.clone())
                         .max_decoding_message_size(max)
                         .max_encoding_message_size(max),
+                )
+                .add_service(ProvisionServiceServer::new(svc.clone()))
+                .add_service(
+                    ArtifactRetrievalServiceServer::new(svc).max_encoding_message_size(max),
                 )
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = stopped.await;
@@ -247,6 +260,20 @@ impl FnApiServer {
             url: self.addr.to_string(),
             authentication: None,
         }
+    }
+
+    /// The pipeline options harnesses get from `GetProvisionInfo`.
+    pub fn set_pipeline_options(&self, options: prost_types::Struct) {
+        lock(&self.shared.provisioning).options = options;
+    }
+
+    /// Announce harness `id`, about to be started for an environment with
+    /// these dependencies: it may then get its provision info, and fetch
+    /// those artifacts.
+    pub fn expect_worker(&self, id: &str, dependencies: Vec<pb::ArtifactInformation>) {
+        lock(&self.shared.provisioning)
+            .workers
+            .insert(id.to_string(), dependencies);
     }
 
     /// Make a descriptor available to harnesses (by its id).

@@ -20,9 +20,9 @@ use crate::server::{lock, LogLine, Shared, WorkerConn};
 use crate::state::answer;
 use crate::LOG_LINES_KEPT;
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+pub(crate) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-fn worker_id<T>(req: &Request<T>) -> Result<String, Status> {
+pub(crate) fn worker_id<T>(req: &Request<T>) -> Result<String, Status> {
     req.metadata()
         .get("worker_id")
         .and_then(|v| v.to_str().ok())
@@ -39,6 +39,10 @@ pub(crate) struct Services(Arc<Shared>);
 impl Services {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Services(shared)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.0
     }
 }
 

@@ -133,6 +133,9 @@ pub struct ServerConfig {
     pub tenants: Vec<Tenant>,
     /// True when no config file was given.
     pub single_user: bool,
+    /// The interpreter of the built-in Python PROCESS command
+    /// (`wasmbeam:python`); `python3` on the PATH when unset.
+    pub sdk_python: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -150,6 +153,7 @@ impl ServerConfig {
                 environments: None,
             }],
             single_user: true,
+            sdk_python: None,
         }
     }
 
@@ -241,6 +245,7 @@ impl ServerConfig {
             max_message_bytes: file.max_message_mb.unwrap_or(256).max(4) << 20,
             tenants,
             single_user: false,
+            sdk_python: None,
         })
     }
 

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, watch};
 use wasmbeam_plan::PipelineView;
 use wasmbeam_proto::job_management::v1::{job_message::MessageImportance, job_state};
 use wasmbeam_proto::pipeline::v1 as pb;
-use wasmbeam_proto::urns::standard_artifacts;
+use wasmbeam_proto::urns::{standard_artifacts, standard_environments::environments};
 use wasmbeam_proto::wasmbeam_urns;
 use wasmbeam_runner::{HostConfig, Progress, RunOptions, RunnerError};
 
@@ -377,7 +377,7 @@ impl Jobs {
         }
         if !job.staged.load(Ordering::SeqCst) {
             return Err(JobError::FailedPrecondition(format!(
-                "job {id}: its WASM components were not staged; open ArtifactStagingService.ReverseArtifactRetrievalService with the staging token from Prepare first"
+                "job {id}: its artifacts (WASM components, SDK staged files) were not staged; open ArtifactStagingService.ReverseArtifactRetrievalService with the staging token from Prepare first"
             )));
         }
         let t = self.tenant(tenant)?.clone();
@@ -512,6 +512,8 @@ impl Jobs {
             },
             cancel: job.cancel.clone(),
             progress: job.progress.clone(),
+            pipeline_options: options,
+            sdk_python: self.cfg.sdk_python.clone(),
             ..RunOptions::default()
         };
         wasmbeam_runner::run(&pipeline, &opts)
@@ -615,7 +617,7 @@ pub fn check_pipeline(
 ) -> Result<(), String> {
     let view = PipelineView::new(pipeline).map_err(|e| format!("invalid pipeline: {e}"))?;
     let mut findings = view.unsupported();
-    findings.extend(policy::sdk_environment_findings(tenant, pipeline, &view));
+    findings.extend(policy::sdk_environment_findings(tenant, &view));
     if !findings.is_empty() {
         let mut msg = format!(
             "wasmbeam cannot run this pipeline: {} transform(s) are not supported:",
@@ -648,23 +650,39 @@ pub fn check_pipeline(
 
 /// The WASM environments of a pipeline, by id (sorted).
 pub fn wasm_environments(pipeline: &pb::Pipeline) -> Vec<(String, pb::Environment)> {
+    environments_where(pipeline, |e| e.urn == wasmbeam_urns::WASM_ENVIRONMENT)
+}
+
+/// The environments whose dependencies the server stages from the client:
+/// WASM ones (their components) and the SDK environments it starts or
+/// reaches (EXTERNAL, PROCESS), whose harnesses fetch their staged files
+/// (a pickled main session, `requirements.txt`, ...) from the runner.
+pub fn staged_environments(pipeline: &pb::Pipeline) -> Vec<(String, pb::Environment)> {
+    environments_where(pipeline, |e| {
+        e.urn == wasmbeam_urns::WASM_ENVIRONMENT
+            || e.urn == environments::EXTERNAL
+            || e.urn == environments::PROCESS
+    })
+}
+
+/// The pipeline's environments that `keep` accepts, by id (sorted).
+fn environments_where(
+    pipeline: &pb::Pipeline,
+    keep: impl Fn(&pb::Environment) -> bool,
+) -> Vec<(String, pb::Environment)> {
     let mut v: Vec<(String, pb::Environment)> = pipeline
         .components
-        .as_ref()
-        .map(|c| {
-            c.environments
-                .iter()
-                .filter(|(_, e)| e.urn == wasmbeam_urns::WASM_ENVIRONMENT)
-                .map(|(k, e)| (k.clone(), e.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+        .iter()
+        .flat_map(|c| c.environments.iter())
+        .filter(|(_, e)| keep(e))
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
 
 fn needs_staging(pipeline: &pb::Pipeline) -> bool {
-    wasm_environments(pipeline).iter().any(|(_, e)| {
+    staged_environments(pipeline).iter().any(|(_, e)| {
         e.dependencies
             .iter()
             .any(|d| d.type_urn != standard_artifacts::types::EMBEDDED)

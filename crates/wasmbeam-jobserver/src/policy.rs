@@ -5,13 +5,9 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use prost::Message;
 use prost_types::value::Kind;
-use wasmbeam_plan::{Finding, PipelineView, Support};
-use wasmbeam_proto::pipeline::v1::{self as pb, Pipeline};
-use wasmbeam_proto::urns::standard_environments::environments;
-use wasmbeam_proto::wasmbeam::v1 as ours;
-use wasmbeam_proto::wasmbeam_urns;
+use wasmbeam_plan::{decode, Finding, PipelineView, Step, Verdict};
+use wasmbeam_proto::pipeline::v1::Pipeline;
 use wasmbeam_runner::{Grants, Limits};
 
 use crate::config::Tenant;
@@ -163,30 +159,16 @@ pub fn job_limits(tenant: &Tenant, options: &prost_types::Struct) -> Result<JobL
 /// tenant uses only the environment kinds its config lists (`external`
 /// for EXTERNAL and LOOPBACK, `process`). One finding per transform that
 /// would need another kind, naming the policy field.
-pub fn sdk_environment_findings(
-    tenant: &Tenant,
-    pipeline: &Pipeline,
-    view: &PipelineView<'_>,
-) -> Vec<Finding> {
+pub fn sdk_environment_findings(tenant: &Tenant, view: &PipelineView<'_>) -> Vec<Finding> {
     let Some(allowed) = tenant.environments.as_ref() else {
         return vec![]; // single-user mode: every kind
     };
     let mut findings = Vec::new();
-    for (id, t, support) in view.execution_units() {
-        if !matches!(support, Support::Sdk(_)) {
+    for (id, t, verdict) in view.execution_units() {
+        let Verdict::Run(Step::Sdk(step)) = verdict else {
             continue;
-        }
-        let env_urn = pipeline
-            .components
-            .as_ref()
-            .and_then(|c| c.environments.get(&t.environment_id))
-            .map(|e| e.urn.as_str())
-            .unwrap_or("");
-        let kind = if env_urn == environments::PROCESS {
-            "process"
-        } else {
-            "external"
         };
+        let kind = step.environment.policy_name();
         if !allowed.iter().any(|k| k == kind) {
             findings.push(Finding {
                 transform_id: id.to_string(),
@@ -194,7 +176,7 @@ pub fn sdk_environment_findings(
                 urn: t.spec.as_ref().map(|s| s.urn.clone()).unwrap_or_default(),
                 reason: format!(
                     "{}; tenant {:?} may not use {kind} SDK environments (policy field environments: {allowed:?}); use WASM UDFs, or ask the operator",
-                    foreign_dofn(t),
+                    foreign_function(&step.function_urn),
                     tenant.name,
                 ),
             });
@@ -203,19 +185,12 @@ pub fn sdk_environment_findings(
     findings
 }
 
-/// What kind of DoFn a ParDo has, for humans.
-fn foreign_dofn(t: &pb::PTransform) -> String {
-    let urn = t
-        .spec
-        .as_ref()
-        .and_then(|s| pb::ParDoPayload::decode(s.payload.as_slice()).ok())
-        .and_then(|p| p.do_fn)
-        .map(|f| f.urn)
-        .unwrap_or_default();
+/// What kind of user function a step has, for humans.
+fn foreign_function(urn: &str) -> String {
     if urn.contains("pickled_python") {
-        format!("pickled Python DoFn ({urn}): it needs a Python SDK harness")
+        format!("pickled Python function ({urn}): it needs a Python SDK harness")
     } else {
-        format!("DoFn {urn} needs an SDK harness")
+        format!("function {urn} needs an SDK harness")
     }
 }
 
@@ -274,19 +249,10 @@ pub fn check_io_paths(tenant: &Tenant, pipeline: &Pipeline) -> Result<(), String
     ids.sort();
     for id in ids {
         let t = &c.transforms[id];
-        let Some(spec) = &t.spec else { continue };
-        let paths: Vec<String> = if spec.urn == wasmbeam_urns::READ_TEXT {
-            ours::ReadTextPayload::decode(spec.payload.as_slice())
-                .map(|p| p.patterns)
-                .map_err(|e| format!("transform {:?}: bad read_text payload: {e}", t.unique_name))?
-        } else if spec.urn == wasmbeam_urns::WRITE_TEXT {
-            ours::WriteTextPayload::decode(spec.payload.as_slice())
-                .map(|p| vec![p.prefix])
-                .map_err(|e| {
-                    format!("transform {:?}: bad write_text payload: {e}", t.unique_name)
-                })?
-        } else {
-            continue;
+        let paths: Vec<String> = match decode(t, c) {
+            Verdict::Run(Step::ReadText { patterns }) => patterns,
+            Verdict::Run(Step::WriteText { prefix, .. }) => vec![prefix],
+            _ => continue,
         };
         for p in paths {
             if !within(Path::new(&p), dirs) {

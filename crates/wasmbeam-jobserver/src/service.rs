@@ -374,7 +374,7 @@ async fn stage(
         .ok_or_else(|| Status::internal("the job's tenant is not configured"))?;
     let quota = tenant.quotas.artifact_mb.saturating_mul(1 << 20);
     let mut pipeline = jobs.pipeline(&job)?;
-    let envs = crate::jobs::wasm_environments(&pipeline);
+    let envs = crate::jobs::staged_environments(&pipeline);
     let mut replaced = Vec::new();
     for (env_id, env) in envs {
         send(

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use wasmbeam_proto::pipeline::v1::{Components, PTransform, Pipeline};
 
-use crate::support::{classify_with, Support};
+use crate::step::{decode, Verdict};
 
 /// A pipeline that failed validation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -213,14 +213,14 @@ impl<'a> PipelineView<'a> {
         }
     }
 
-    /// The transforms the runner executes, as (id, verdict): composites are
-    /// opened unless the runner handles them whole.
-    pub fn execution_units(&self) -> Vec<(&'a str, &'a PTransform, Support)> {
+    /// The transforms the runner executes, with their typed verdicts:
+    /// composites are opened unless the runner handles them whole.
+    pub fn execution_units(&self) -> Vec<(&'a str, &'a PTransform, Verdict)> {
         let mut out = Vec::new();
         let c = self.components;
         self.walk(|_, id, t| {
-            let s = classify_with(t, c);
-            if s == Support::Composite {
+            let s = decode(t, c);
+            if s == Verdict::Composite {
                 return true;
             }
             let (key, _) = c.transforms.get_key_value(id).expect("walked ids exist");
@@ -235,7 +235,7 @@ impl<'a> PipelineView<'a> {
         self.execution_units()
             .into_iter()
             .filter_map(|(id, t, s)| match s {
-                Support::Unsupported(reason) => Some(Finding {
+                Verdict::Unsupported(reason) => Some(Finding {
                     transform_id: id.to_string(),
                     unique_name: t.unique_name.clone(),
                     urn: t.spec.as_ref().map(|s| s.urn.clone()).unwrap_or_default(),

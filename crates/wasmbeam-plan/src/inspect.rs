@@ -5,16 +5,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use prost::Message;
 use wasmbeam_proto::pipeline::v1::{
-    accumulation_mode, merge_status, Components, FixedWindowsPayload, SessionWindowsPayload,
-    SlidingWindowsPayload, WindowingStrategy,
-};
-use wasmbeam_proto::urns::{
-    fixed_windows_payload, global_windows_payload, session_windows_payload, sliding_windows_payload,
+    accumulation_mode, merge_status, Components, WindowingStrategy,
 };
 
 use crate::graph::PipelineView;
+use crate::step::Windowing;
 use crate::support::Support;
 
 /// Render a coder as a type expression, e.g. `kv<string_utf8, iterable<varint>>`.
@@ -47,14 +43,6 @@ pub fn coder_expr(c: &Components, id: &str) -> String {
     s
 }
 
-fn millis(d: Option<&prost_types::Duration>) -> i64 {
-    d.map_or(0, |d| {
-        d.seconds
-            .saturating_mul(1000)
-            .saturating_add(i64::from(d.nanos) / 1_000_000)
-    })
-}
-
 fn fmt_ms(ms: i64) -> String {
     match ms {
         0 => "0s".into(),
@@ -70,30 +58,19 @@ pub fn window_fn_summary(ws: &WindowingStrategy) -> String {
     let Some(f) = ws.window_fn.as_ref() else {
         return "<no window fn>".into();
     };
-    let u = f.urn.as_str();
-    if u == global_windows_payload::enum_::PROPERTIES {
-        "global".into()
-    } else if u == fixed_windows_payload::enum_::PROPERTIES {
-        match FixedWindowsPayload::decode(f.payload.as_slice()) {
-            Ok(p) => format!("fixed({})", fmt_ms(millis(p.size.as_ref()))),
-            Err(e) => format!("fixed(<bad payload: {e}>)"),
-        }
-    } else if u == sliding_windows_payload::enum_::PROPERTIES {
-        match SlidingWindowsPayload::decode(f.payload.as_slice()) {
-            Ok(p) => format!(
-                "sliding(size {}, every {})",
-                fmt_ms(millis(p.size.as_ref())),
-                fmt_ms(millis(p.period.as_ref()))
-            ),
-            Err(e) => format!("sliding(<bad payload: {e}>)"),
-        }
-    } else if u == session_windows_payload::enum_::PROPERTIES {
-        match SessionWindowsPayload::decode(f.payload.as_slice()) {
-            Ok(p) => format!("sessions(gap {})", fmt_ms(millis(p.gap_size.as_ref()))),
-            Err(e) => format!("sessions(<bad payload: {e}>)"),
-        }
-    } else {
-        format!("custom {u}")
+    match Windowing::decode(Some(f)) {
+        Ok(Windowing::Global) => "global".into(),
+        Ok(Windowing::Fixed { size_ms, .. }) => format!("fixed({})", fmt_ms(size_ms)),
+        Ok(Windowing::Sliding {
+            size_ms, period_ms, ..
+        }) => format!(
+            "sliding(size {}, every {})",
+            fmt_ms(size_ms),
+            fmt_ms(period_ms)
+        ),
+        Ok(Windowing::Sessions { gap_ms }) => format!("sessions(gap {})", fmt_ms(gap_ms)),
+        Err(e) if e.contains("does not decode") => format!("{}(<bad payload>)", f.urn),
+        Err(_) => format!("custom {}", f.urn),
     }
 }
 
@@ -102,7 +79,8 @@ pub fn render(view: &PipelineView<'_>) -> String {
     let c = view.components;
     let mut out = String::new();
     let units = view.execution_units();
-    let verdicts: BTreeMap<&str, &Support> = units.iter().map(|(id, _, s)| (*id, s)).collect();
+    let verdicts: BTreeMap<&str, Support> =
+        units.iter().map(|(id, _, v)| (*id, v.support())).collect();
 
     let _ = writeln!(
         out,

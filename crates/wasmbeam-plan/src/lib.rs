@@ -5,11 +5,13 @@
 //! * [`graph::PipelineView::new`] validates it: every transform, PCollection,
 //!   coder, windowing strategy and environment id it references must exist
 //!   and the transform graph must be a tree. Errors name the owner and field.
-//! * [`support::classify`] (and [`support::classify_in`], which also sees
-//!   the environments) is the single table of what wasmbeam executes: Beam
-//!   primitives the runner implements itself, ParDos and combines whose
-//!   function is a WASM component, ParDos and CombineFn phases that run in
-//!   an SDK harness, and everything else with a reason.
+//! * [`step::decode`] is the typed plan: the one place that reads transform
+//!   URNs and payloads. Each transform becomes a [`Step`] (a runner-native
+//!   primitive with its parameters, a WASM ParDo or combine with its UDF
+//!   payload, an SDK harness step with its environment kind) or a reason it
+//!   cannot run. `inspect`, the job server's tenant policy and the runner's
+//!   translation all read these steps; [`support::classify`] summarises one
+//!   for people.
 //! * [`graph::PipelineView::unsupported`] lists every transform that cannot
 //!   run, by id, unique name and URN, which is what `wasmbeam run` and the job
 //!   service report when they refuse a pipeline.
@@ -22,7 +24,9 @@
 
 pub mod graph;
 pub mod inspect;
+pub mod step;
 pub mod support;
 
 pub use graph::{Finding, PipelineView, PlanError};
-pub use support::{classify, classify_in, classify_with, Support};
+pub use step::{decode, Step, Verdict, Windowing};
+pub use support::{classify, Support};

@@ -127,6 +127,13 @@ pub struct RunOptions {
     /// SDK harnesses started per environment, sharing its bundles (Beam's
     /// `--sdk_worker_parallelism`; default 1).
     pub sdk_workers: usize,
+    /// The job's pipeline options, which SDK harnesses get through the
+    /// provision service (or, for the built-in Python command, directly).
+    pub pipeline_options: prost_types::Struct,
+    /// The Python interpreter (with apache-beam) that a PROCESS environment
+    /// whose command is `wasmbeam:python` runs; `python3` on the PATH when
+    /// unset.
+    pub sdk_python: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -144,6 +151,8 @@ impl Default for RunOptions {
             progress: e.progress,
             bundle_attempts: 3,
             sdk_workers: 1,
+            pipeline_options: prost_types::Struct::default(),
+            sdk_python: None,
         }
     }
 }
@@ -190,6 +199,8 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
             grants: opts.grants.clone(),
             bundle_attempts: opts.bundle_attempts,
             sdk_workers: opts.sdk_workers,
+            pipeline_options: opts.pipeline_options.clone(),
+            sdk_python: opts.sdk_python.clone(),
         },
     )?;
     let engine_opts = EngineOptions {

@@ -20,10 +20,36 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 
 enum Started {
     Pool(ExternalWorkerPool, String),
-    /// Kept only to be killed when dropped.
+    /// Kept only to be killed when dropped; its scratch directory (Beam's
+    /// semi-persistent directory) goes with it.
     Process {
         _worker: ProcessWorker,
+        _scratch: tempfile::TempDir,
     },
+}
+
+/// The PROCESS command that starts the Beam Python SDK harness of
+/// [`HarnessSettings::python`] directly, with no boot program: the runner
+/// itself puts the environment's staged files (a pickled main session, for
+/// one) in the harness's `staged` directory and hands it the options.
+pub const BUILTIN_PYTHON_COMMAND: &str = "wasmbeam:python";
+
+/// How a job's harnesses are started and driven.
+#[derive(Clone, Default)]
+pub struct HarnessSettings {
+    /// The job's cancel flag: checkpointed restrictions are not resumed
+    /// once it is set.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// How many times a failed bundle is tried in all.
+    pub attempts: u32,
+    /// Harnesses per environment, sharing its bundles.
+    pub parallelism: usize,
+    /// The job's pipeline options, which harnesses get through the
+    /// provision service.
+    pub pipeline_options: prost_types::Struct,
+    /// The Python interpreter (with apache-beam) that
+    /// [`BUILTIN_PYTHON_COMMAND`] runs; `python3` on the PATH when unset.
+    pub python: Option<std::path::PathBuf>,
 }
 
 impl Started {
@@ -66,18 +92,12 @@ pub struct SdkHarnesses {
     next_worker: AtomicU64,
     /// How many times a failed bundle is tried in all.
     pub(super) attempts: u32,
+    settings: HarnessSettings,
 }
 
 impl SdkHarnesses {
-    /// Start the Fn API server (no harness yet); `cancel` is the job's
-    /// cancel flag; a failed bundle is tried `attempts` times in all; each
-    /// environment gets up to `parallelism` harnesses, which share its
-    /// bundles.
-    pub fn new(
-        cancel: Option<Arc<AtomicBool>>,
-        attempts: u32,
-        parallelism: usize,
-    ) -> Result<Self, String> {
+    /// Start the Fn API server (no harness yet).
+    pub fn new(settings: HarnessSettings) -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("wasmbeam-fnapi")
@@ -87,17 +107,19 @@ impl SdkHarnesses {
         let server = rt
             .block_on(FnApiServer::start(None))
             .map_err(|e| e.to_string())?;
+        server.set_pipeline_options(settings.pipeline_options.clone());
         Ok(SdkHarnesses {
             rt,
-            cancel,
+            cancel: settings.cancel.clone(),
             metrics: MetricsAggregate::default(),
             server,
             workers: Mutex::default(),
-            parallelism: parallelism.max(1),
+            parallelism: settings.parallelism.max(1),
             turn: Default::default(),
             started: Mutex::default(),
             next_worker: AtomicU64::new(1),
-            attempts: attempts.max(1),
+            attempts: settings.attempts.max(1),
+            settings,
         })
     }
 
@@ -145,6 +167,9 @@ impl SdkHarnesses {
         let n = self.next_worker.fetch_add(1, Ordering::Relaxed);
         let worker_id = format!("wasmbeam-{}-{n}", std::process::id());
         let endpoints = Endpoints::all_at(&self.server.endpoint().url);
+        // Its provision info and staged files are served once announced.
+        self.server
+            .expect_worker(&worker_id, env.dependencies.clone());
         let started = if env.urn == environments::EXTERNAL {
             let p = pb::ExternalPayload::decode(env.payload.as_slice())
                 .map_err(|e| format!("environment {env_id}: bad EXTERNAL payload: {e}"))?;
@@ -165,9 +190,23 @@ impl SdkHarnesses {
         } else if env.urn == environments::PROCESS {
             let p = pb::ProcessPayload::decode(env.payload.as_slice())
                 .map_err(|e| format!("environment {env_id}: bad PROCESS payload: {e}"))?;
-            let w = ProcessWorker::boot(&p.command, &p.env, &worker_id, &endpoints)
-                .map_err(|e| format!("environment {env_id}: {e}"))?;
-            Started::Process { _worker: w }
+            let scratch = tempfile::Builder::new()
+                .prefix("wasmbeam-harness-")
+                .tempdir()
+                .map_err(|e| {
+                    format!("environment {env_id}: cannot make a scratch directory: {e}")
+                })?;
+            let w = if p.command.trim() == BUILTIN_PYTHON_COMMAND {
+                self.builtin_python(env, &worker_id, &endpoints, scratch.path())
+            } else {
+                ProcessWorker::boot(&p.command, &p.env, &worker_id, &endpoints, scratch.path())
+                    .map_err(|e| e.to_string())
+            }
+            .map_err(|e| format!("environment {env_id}: {e}"))?;
+            Started::Process {
+                _worker: w,
+                _scratch: scratch,
+            }
         } else {
             return Err(format!(
                 "environment {env_id} ({}) cannot be started here: use LOOPBACK, EXTERNAL or PROCESS",
@@ -185,7 +224,7 @@ impl SdkHarnesses {
             match attempt {
                 Ok(w) => break w,
                 Err(_) if waited.elapsed() < CONNECT_TIMEOUT => {
-                    if let Started::Process { _worker: p } = &mut started {
+                    if let Started::Process { _worker: p, .. } = &mut started {
                         if let Some(why) = p.exit_report() {
                             started.stop(&self.rt, &self.server);
                             return Err(format!("environment {env_id}: {why}"));
@@ -213,6 +252,77 @@ impl SdkHarnesses {
             .push(w.clone());
         Ok(w)
     }
+}
+
+impl SdkHarnesses {
+    /// Start the Python SDK harness of the configured interpreter, with the
+    /// environment's staged files in `scratch/staged` (where the harness
+    /// looks for a pickled main session, and which it puts on `sys.path`).
+    fn builtin_python(
+        &self,
+        env: &pb::Environment,
+        worker_id: &str,
+        endpoints: &Endpoints,
+        scratch: &std::path::Path,
+    ) -> Result<ProcessWorker, String> {
+        let staged = scratch.join("staged");
+        std::fs::create_dir_all(&staged)
+            .map_err(|e| format!("cannot make {}: {e}", staged.display()))?;
+        for (i, dep) in env.dependencies.iter().enumerate() {
+            let name = staged_file_name(dep).unwrap_or_else(|| format!("artifact-{i}"));
+            let bytes = wasmbeam_fnapi::artifact_bytes(dep)
+                .map_err(|e| format!("staged file {name:?}: {e}"))?;
+            let path = staged.join(&name);
+            std::fs::write(&path, bytes)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        let options = struct_json(&self.settings.pipeline_options).to_string();
+        let python = self
+            .settings
+            .python
+            .clone()
+            .unwrap_or_else(|| "python3".into());
+        ProcessWorker::python(&python, worker_id, endpoints, &options, scratch)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A protobuf `Struct` as the JSON object it stands for.
+fn struct_json(s: &prost_types::Struct) -> serde_json::Value {
+    use prost_types::value::Kind;
+    fn value(v: &prost_types::Value) -> serde_json::Value {
+        match &v.kind {
+            None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+            Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+            Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+            Some(Kind::StructValue(s)) => struct_json(s),
+            Some(Kind::ListValue(l)) => l.values.iter().map(value).collect(),
+        }
+    }
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value(v)))
+            .collect(),
+    )
+}
+
+/// The plain file name a dependency is staged under: its staging role's
+/// name, else the last part of its file path. Never a path, so a staged
+/// name cannot point outside the harness's directory.
+fn staged_file_name(dep: &pb::ArtifactInformation) -> Option<String> {
+    let name = wasmbeam_fnapi::staged_name(dep).or_else(|| {
+        pb::ArtifactFilePayload::decode(dep.type_payload.as_slice())
+            .ok()
+            .map(|p| p.path)
+    })?;
+    std::path::Path::new(&name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| n != "." && n != "..")
 }
 
 impl Drop for SdkHarnesses {

@@ -37,7 +37,7 @@
 mod keyed;
 
 pub(crate) use fusion::fuse;
-pub use harnesses::SdkHarnesses;
+pub use harnesses::{HarnessSettings, SdkHarnesses, BUILTIN_PYTHON_COMMAND};
 pub use keyed::SdkStatefulDoFn;
 pub(crate) use sdf::expand_pipeline as expand_splittable;
 pub(crate) use steps::{side_tags, steps, Transform};
