@@ -15,7 +15,7 @@ cargo test --workspace --locked
 # Beam's own portable-runner suite against `wasmbeam serve` (LOOPBACK).
 bash scripts/beam-suite.sh >/dev/null
 echo "== conformance counts =="
-for f in descriptors urns coders beam-suite; do
+for f in descriptors urns coders triggers beam-suite; do
   if [ ! -s "target/conformance/$f.txt" ]; then
     echo "conformance summary $f is missing: its test did not run" >&2
     exit 1

@@ -39,8 +39,9 @@ pub use componentize::{componentize, describe, Description};
 /// The contract, compiled into the binary so builds need no checkout.
 pub const WIT: &str = include_str!("../../../wit/udf.wit");
 
-/// The contract version `WIT` declares (`package wasmbeam:udf@VERSION;`).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+/// The contract version `WIT` declares (`package wasmbeam:udf@VERSION;`),
+/// the one the host accepts.
+pub use wasmbeam_bundle::CONTRACT_VERSION;
 
 /// A guest language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

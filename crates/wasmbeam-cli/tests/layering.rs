@@ -125,8 +125,14 @@ fn every_crate_depends_only_on_what_architecture_md_allows() {
 fn the_table_reader_sees_the_rules_that_matter() {
     // Guards the parser: if it read nothing, the test above could not fail.
     let allowed = allowed();
-    assert!(allowed["wasmbeam-engine"].is_empty());
-    assert!(allowed["wasmbeam-wasm-host"].is_empty());
+    assert!(allowed["wasmbeam-bundle"].is_empty());
+    for leafward in ["wasmbeam-engine", "wasmbeam-wasm-host"] {
+        assert_eq!(
+            allowed[leafward].iter().collect::<Vec<_>>(),
+            ["wasmbeam-bundle"],
+            "{leafward} may use only the bundle shape"
+        );
+    }
     assert!(allowed["wasmbeam-runner"].contains("wasmbeam-engine"));
     assert!(!allowed["wasmbeam-jobserver"].contains("wasmbeam-engine"));
     assert!(actual().len() >= 10);

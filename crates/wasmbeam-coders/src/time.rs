@@ -10,14 +10,14 @@ use crate::error::CodecError;
 use crate::reader::Reader;
 
 /// Smallest timestamp Beam represents (`BeamConstants.MIN_TIMESTAMP_MILLIS`).
-pub const MIN_TIMESTAMP_MILLIS: i64 = -9_223_372_036_854_775;
+pub const MIN_TIMESTAMP_MILLIS: i64 = wasmbeam_bundle::MIN_TIMESTAMP;
 
 /// Largest timestamp Beam represents (`BeamConstants.MAX_TIMESTAMP_MILLIS`).
-pub const MAX_TIMESTAMP_MILLIS: i64 = 9_223_372_036_854_775;
+pub const MAX_TIMESTAMP_MILLIS: i64 = wasmbeam_bundle::MAX_TIMESTAMP;
 
 /// Maximum timestamp of the global window: one day before
 /// [`MAX_TIMESTAMP_MILLIS`] (`BeamConstants.GLOBAL_WINDOW_MAX_TIMESTAMP_MILLIS`).
-pub const GLOBAL_WINDOW_MAX_TIMESTAMP: i64 = 9_223_371_950_454_775;
+pub const GLOBAL_WINDOW_MAX_TIMESTAMP: i64 = wasmbeam_bundle::GLOBAL_WINDOW_MAX_TIMESTAMP;
 
 const SIGN_BIT: u64 = 1 << 63;
 

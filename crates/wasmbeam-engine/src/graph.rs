@@ -139,43 +139,7 @@ pub trait KvCodec: Send + Sync {
     fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()>;
 }
 
-/// Concatenated byte strings, as accumulators and inputs travel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Values {
-    /// The bytes.
-    pub data: Vec<u8>,
-    /// n+1 offsets.
-    pub offsets: Vec<u32>,
-}
-
-impl Default for Values {
-    fn default() -> Self {
-        Values {
-            data: Vec::new(),
-            offsets: vec![0],
-        }
-    }
-}
-
-impl Values {
-    /// Append a value.
-    pub fn push(&mut self, v: &[u8]) {
-        self.data.extend_from_slice(v);
-        self.offsets.push(self.data.len() as u32);
-    }
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        self.offsets.len() - 1
-    }
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Value `i`.
-    pub fn get(&self, i: usize) -> &[u8] {
-        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
-    }
-}
+pub use wasmbeam_bundle::Values;
 
 /// A CombineFn over encoded values and accumulators, applied to many groups per call.
 pub trait CombineExec: Send + Sync {

@@ -13,6 +13,9 @@
 //!   commit of outputs, cancellation.
 //! * [`shuffle`]: GroupByKey with hash partitions that spill to disk past a
 //!   memory budget; combiner lifting (precombine before the shuffle).
+//! * [`trigger`] and [`panes`]: Beam's triggers as state machines, and the
+//!   per-key driver that turns elements, watermarks and processing time into
+//!   panes (windows, lateness, accumulation, timestamp combiners, merging).
 //! * [`textio`]: reading text (globs, gzip, byte-range splits) and staged,
 //!   sharded writing (`prefix-00000-of-00004`).
 //!
@@ -24,8 +27,10 @@
 pub mod batch;
 pub mod exec;
 pub mod graph;
+pub mod panes;
 pub mod shuffle;
 pub mod textio;
+pub mod trigger;
 pub mod window;
 
 pub use batch::{Batch, PANE_NO_FIRING, PANE_ON_TIME_ONLY};

@@ -219,7 +219,7 @@ impl StagedText {
         let path = self
             .dir
             .join(format!("part-{:05}-{:010}-{:010}", key.0, key.1, key.2));
-        let mut buf = Vec::with_capacity(batch.data.len() + batch.len());
+        let mut buf = Vec::with_capacity(batch.values.data.len() + batch.len());
         for e in batch.iter() {
             buf.extend_from_slice(e.value);
             buf.push(b'\n');

@@ -1,44 +1,12 @@
 //! Event-time windows and window functions.
 
-/// Beam's minimum timestamp, in milliseconds.
-pub const MIN_TIMESTAMP: i64 = -9_223_372_036_854_775;
-/// Beam's maximum timestamp, in milliseconds.
-pub const MAX_TIMESTAMP: i64 = 9_223_372_036_854_775;
-/// The global window's maximum timestamp (end of global window minus one).
-pub const GLOBAL_WINDOW_MAX_TIMESTAMP: i64 = 9_223_371_950_454_775;
+pub use wasmbeam_bundle::{Window, GLOBAL_WINDOW_MAX_TIMESTAMP, MAX_TIMESTAMP, MIN_TIMESTAMP};
 
 /// The most windows a sliding window function may assign to one element.
 pub const MAX_WINDOWS_PER_ELEMENT: usize = 10_000;
 
 fn saturate(x: i128) -> i64 {
     x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-}
-
-/// A window `[start, end)` in milliseconds. The global window is
-/// `[MIN_TIMESTAMP, GLOBAL_WINDOW_MAX_TIMESTAMP + 1)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Window {
-    /// Inclusive start.
-    pub start: i64,
-    /// Exclusive end.
-    pub end: i64,
-}
-
-impl Window {
-    /// The global window.
-    pub const GLOBAL: Window = Window {
-        start: MIN_TIMESTAMP,
-        end: GLOBAL_WINDOW_MAX_TIMESTAMP + 1,
-    };
-
-    /// The last timestamp inside the window.
-    pub fn max_timestamp(&self) -> i64 {
-        self.end.saturating_sub(1)
-    }
-    /// True for the global window.
-    pub fn is_global(&self) -> bool {
-        *self == Window::GLOBAL
-    }
 }
 
 /// How elements are assigned to windows.

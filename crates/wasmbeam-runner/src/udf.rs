@@ -5,29 +5,14 @@ use std::sync::{Arc, RwLock};
 
 use wasmbeam_engine::{Batch, CombineExec, DoFnExec, OpError, OpResult, Values, Window};
 use wasmbeam_wasm_host::{
-    CombineFnPool, DoFnPool, DoFnSpec, InputBatch, OutputBatch, SideInput, SideInputKind,
-    UdfComponent, INHERIT_TIMESTAMP, NO_SOURCE,
+    CombineFnPool, DoFnPool, DoFnSpec, OutputBatch, SideInput, SideInputKind, UdfComponent,
+    INHERIT_TIMESTAMP, NO_SOURCE,
 };
-
-/// Move an engine batch into the contract's layout (no element copies).
-pub fn to_input(b: Batch) -> InputBatch {
-    InputBatch {
-        values: wasmbeam_wasm_host::Values {
-            data: b.data,
-            offsets: b.offsets,
-        },
-        timestamps: b.timestamps,
-        window_offsets: b.window_offsets,
-        window_starts: b.window_starts,
-        window_ends: b.window_ends,
-        panes: b.panes,
-    }
-}
 
 /// Split a UDF's output batch by output index, resolving inherited
 /// timestamps, windows and panes from the input elements.
 pub fn split_outputs(
-    input: &InputBatch,
+    input: &Batch,
     out: &OutputBatch,
     outputs: &mut [Batch],
 ) -> Result<(), String> {
@@ -117,7 +102,7 @@ impl DoFnExec for WasmDoFn {
             spec.side_inputs.push(SideInput {
                 tag,
                 kind,
-                elements: to_input(batch),
+                elements: batch,
             });
         }
         let pool = DoFnPool::new(self.component.clone(), spec).map_err(OpError::new)?;
@@ -127,7 +112,6 @@ impl DoFnExec for WasmDoFn {
 
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
         let pool = self.pool()?;
-        let input = to_input(input);
         let mut inst = pool.acquire().map_err(OpError::new)?;
         let processed = inst.process_bundle(&input);
         let finished = processed.as_ref().ok().map(|_| inst.finish_bundle());
@@ -171,34 +155,17 @@ impl WasmCombine {
     }
 }
 
-fn to_host(v: &Values) -> wasmbeam_wasm_host::Values {
-    wasmbeam_wasm_host::Values {
-        data: v.data.clone(),
-        offsets: v.offsets.clone(),
-    }
-}
-
-fn from_host(v: wasmbeam_wasm_host::Values) -> Values {
-    Values {
-        data: v.data,
-        offsets: v.offsets,
-    }
-}
-
 impl CombineExec for WasmCombine {
     fn create(&self) -> OpResult<Vec<u8>> {
         self.with_instance(|i| i.create_accumulator())
     }
     fn add_inputs(&self, accs: &Values, inputs: &Values, ends: &[u32]) -> OpResult<Values> {
-        self.with_instance(|i| i.add_inputs(&to_host(accs), &to_host(inputs), ends))
-            .map(from_host)
+        self.with_instance(|i| i.add_inputs(accs, inputs, ends))
     }
     fn merge(&self, accs: &Values, ends: &[u32]) -> OpResult<Values> {
-        self.with_instance(|i| i.merge_accumulators(&to_host(accs), ends))
-            .map(from_host)
+        self.with_instance(|i| i.merge_accumulators(accs, ends))
     }
     fn extract(&self, accs: &Values) -> OpResult<Values> {
-        self.with_instance(|i| i.extract_outputs(&to_host(accs)))
-            .map(from_host)
+        self.with_instance(|i| i.extract_outputs(accs))
     }
 }

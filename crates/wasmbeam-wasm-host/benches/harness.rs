@@ -19,18 +19,15 @@ use common::{bench_batch as input, BENCH_N as N};
 
 /// The native reference: the same per-element work the guest SDK does
 /// (slice each value, copy it to the output, record tag/source/timestamp).
-fn native_identity(batch: &InputBatch) -> OutputBatch {
+fn native_identity(batch: &Batch) -> OutputBatch {
     let n = batch.timestamps.len();
     let mut out = OutputBatch {
-        values: Values {
-            data: Vec::with_capacity(batch.values.data.len()),
-            offsets: Vec::with_capacity(n + 1),
-        },
+        values: Values::with_capacity(n, batch.values.data.len()),
         tags: Vec::with_capacity(n),
         sources: Vec::with_capacity(n),
         timestamps: Vec::with_capacity(n),
+        reservation: Default::default(),
     };
-    out.values.offsets.push(0);
     let copy = |v: &[u8], out: &mut OutputBatch, i: usize| {
         out.values.data.extend_from_slice(v);
         out.values.offsets.push(out.values.data.len() as u32);
@@ -107,9 +104,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| host.load("modes.wasm", &bytes).unwrap())
     });
     let one = {
-        let mut b = InputBatchBuilder::new();
+        let mut b = Batch::default();
         b.push_global(b"first", 0);
-        b.build()
+        b
     };
     g.bench_function("cached_to_first_bundle", |b| {
         b.iter(|| {

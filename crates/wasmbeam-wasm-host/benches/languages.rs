@@ -55,9 +55,9 @@ fn benches(c: &mut Criterion) {
         let bytes = std::fs::read(wasm).unwrap();
         host.load(lang, &bytes).unwrap(); // fill the disk cache
         let one = {
-            let mut b = InputBatchBuilder::new();
+            let mut b = Batch::default();
             b.push_global(b"first", 0);
-            b.build()
+            b
         };
         g.bench_function(*lang, |b| {
             b.iter(|| {

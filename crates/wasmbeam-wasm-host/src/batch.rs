@@ -1,6 +1,6 @@
-//! The host's view of a bundle ([`InputBatch`], [`OutputBatch`], [`Values`]):
-//! typed arrays, built without per-element allocation, and their conversion
-//! to and from the contract's wire records, whose per-element arrays are
+//! The host's side of a bundle: [`Batch`] and [`Values`] are the shared
+//! bundle shape (`wasmbeam-bundle`); [`OutputBatch`] is what a DoFn emits.
+//! This module converts them to and from the contract's wire records, whose per-element arrays are
 //! packed little-endian byte lists (`packed-u32`, `packed-s64`).
 //!
 //! Guests are untrusted: [`output_from_wire`] checks that every packed list
@@ -10,34 +10,9 @@
 //! bundle, so the runner only ever sees well-formed batches.
 
 use crate::bindings::dofn::wasmbeam::udf::types as wit;
-
-/// Encoded values in one flat buffer (WIT `values`): value `i` is
-/// `data[offsets[i]..offsets[i + 1]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Values {
-    /// The values' bytes, back to back.
-    pub data: Vec<u8>,
-    /// n+1 offsets into `data`, starting at 0.
-    pub offsets: Vec<u32>,
-}
-
-/// A bundle's input elements: values plus event-time metadata (WIT
-/// `input-batch`; see `wit/udf.wit` for each field).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputBatch {
-    /// The n encoded element values.
-    pub values: Values,
-    /// n event timestamps (ms).
-    pub timestamps: Vec<i64>,
-    /// n+1 offsets into `window_starts`/`window_ends`.
-    pub window_offsets: Vec<u32>,
-    /// Window starts (inclusive, ms).
-    pub window_starts: Vec<i64>,
-    /// Window ends (exclusive, ms).
-    pub window_ends: Vec<i64>,
-    /// n pane bytes.
-    pub panes: Vec<u8>,
-}
+pub use wasmbeam_bundle::{
+    Batch, Values, GLOBAL_WINDOW_END, INHERIT_TIMESTAMP, MAX_TIMESTAMP, MIN_TIMESTAMP, NO_SOURCE,
+};
 
 /// What a DoFn emitted (WIT `output-batch`). As on the wire, empty `tags`
 /// mean "all main output" and empty `timestamps` "all inherit": read them
@@ -80,160 +55,8 @@ pub(crate) fn host_cost(data: usize, n: usize) -> usize {
     data.saturating_add(n.saturating_mul(crate::config::OUTPUT_ELEMENT_COST))
 }
 
-/// `output-batch.sources` entry for an output with no input element.
-pub const NO_SOURCE: u32 = u32::MAX;
-/// `output-batch.timestamps` entry meaning "the source element's timestamp".
-pub const INHERIT_TIMESTAMP: i64 = i64::MIN;
-
 /// Side input access pattern (WIT `side-input-kind`).
 pub type SideInputKind = wit::SideInputKind;
-
-/// Beam's minimum timestamp in milliseconds (start of the global window).
-pub const MIN_TIMESTAMP_MS: i64 = -9_223_372_036_854_775;
-/// Beam's maximum timestamp in milliseconds.
-pub const MAX_TIMESTAMP_MS: i64 = 9_223_372_036_854_775;
-/// The end of Beam's global window in milliseconds.
-pub const GLOBAL_WINDOW_END_MS: i64 = 9_223_371_950_454_775 + 1;
-
-/// Pane byte for the only, on-time pane of batch processing.
-pub const PANE_ON_TIME_ONLY: u8 = 0b0111;
-
-/// Incrementally builds an [`InputBatch`] without per-element allocation.
-#[derive(Debug, Default, Clone)]
-pub struct InputBatchBuilder {
-    batch: InputBatch,
-}
-
-impl Default for InputBatch {
-    fn default() -> Self {
-        InputBatch {
-            values: Values::default(),
-            timestamps: Vec::new(),
-            window_offsets: vec![0],
-            window_starts: Vec::new(),
-            window_ends: Vec::new(),
-            panes: Vec::new(),
-        }
-    }
-}
-
-impl Default for Values {
-    fn default() -> Self {
-        Values {
-            data: Vec::new(),
-            offsets: vec![0],
-        }
-    }
-}
-
-impl Values {
-    /// Build from a list of byte strings.
-    pub fn from_slices<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Values {
-        let mut v = Values::default();
-        for i in items {
-            v.push(i);
-        }
-        v
-    }
-    /// Append one value.
-    pub fn push(&mut self, value: &[u8]) {
-        self.data.extend_from_slice(value);
-        self.offsets.push(self.data.len() as u32);
-    }
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
-    }
-    /// True when there are no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Value `i` (panics when out of range or on malformed offsets: call
-    /// [`Values::check`] on untrusted batches first).
-    pub fn get(&self, i: usize) -> &[u8] {
-        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
-    }
-    /// Iterate over the values.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.offsets
-            .windows(2)
-            .map(|w| &self.data[w[0] as usize..w[1] as usize])
-    }
-    /// Check that offsets start at 0, never decrease, and end at `data.len()`.
-    pub fn check(&self) -> Result<(), String> {
-        match self.offsets.first() {
-            Some(0) => {}
-            Some(x) => return Err(format!("offsets must start at 0, not {x}")),
-            None => return Err("offsets must have n+1 entries, found none".into()),
-        }
-        if let Some(i) = self.offsets.windows(2).position(|w| w[1] < w[0]) {
-            return Err(format!("offsets decrease at index {}", i + 1));
-        }
-        let last = *self.offsets.last().unwrap_or(&0) as usize;
-        if last != self.data.len() {
-            return Err(format!(
-                "last offset is {last} but data holds {} bytes",
-                self.data.len()
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl InputBatchBuilder {
-    /// An empty builder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Append an element in the global window at `timestamp`.
-    pub fn push_global(&mut self, value: &[u8], timestamp: i64) {
-        self.push(
-            value,
-            timestamp,
-            &[(MIN_TIMESTAMP_MS, GLOBAL_WINDOW_END_MS)],
-            PANE_ON_TIME_ONLY,
-        );
-    }
-    /// Append an element with explicit windows `(start, end)` and pane byte.
-    pub fn push(&mut self, value: &[u8], timestamp: i64, windows: &[(i64, i64)], pane: u8) {
-        let b = &mut self.batch;
-        b.values.push(value);
-        b.timestamps.push(timestamp);
-        for &(s, e) in windows {
-            b.window_starts.push(s);
-            b.window_ends.push(e);
-        }
-        b.window_offsets.push(b.window_starts.len() as u32);
-        b.panes.push(pane);
-    }
-    /// Number of elements so far.
-    pub fn len(&self) -> usize {
-        self.batch.timestamps.len()
-    }
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Remove all elements, keeping the allocations.
-    pub fn clear(&mut self) {
-        let b = &mut self.batch;
-        b.values.data.clear();
-        b.values.offsets.truncate(1);
-        b.timestamps.clear();
-        b.window_offsets.truncate(1);
-        b.window_starts.clear();
-        b.window_ends.clear();
-        b.panes.clear();
-    }
-    /// The batch built so far.
-    pub fn batch(&self) -> &InputBatch {
-        &self.batch
-    }
-    /// Finish.
-    pub fn build(self) -> InputBatch {
-        self.batch
-    }
-}
 
 /// Append `v` to `out` as little-endian u32s.
 pub(crate) fn pack_u32(out: &mut Vec<u8>, v: &[u32]) {
@@ -289,7 +112,7 @@ pub(crate) struct WireScratch {
 
 impl WireScratch {
     /// `b` as the wire record (reusing this scratch's buffers).
-    pub(crate) fn input(&mut self, b: &InputBatch) -> &wit::InputBatch {
+    pub(crate) fn input(&mut self, b: &Batch) -> &wit::InputBatch {
         let w = self.input.get_or_insert_with(|| wit::InputBatch {
             values: wit::Values {
                 data: Vec::new(),
@@ -369,7 +192,7 @@ pub(crate) fn output_from_wire(w: wit::OutputBatch) -> Result<OutputBatch, Strin
 /// answers (`input`; `None` for calls without input elements).
 pub(crate) fn check_output(
     out: &OutputBatch,
-    input: Option<&InputBatch>,
+    input: Option<&Batch>,
     outputs: usize,
 ) -> Result<(), String> {
     out.values.check()?;
@@ -415,9 +238,9 @@ pub(crate) fn check_output(
         } else {
             format!("from input element {s} of the bundle")
         };
-        if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&ts) {
+        if !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&ts) {
             return Err(format!(
-                "output {i} ({from}) has timestamp {ts} ms, outside Beam's range [{MIN_TIMESTAMP_MS}, {MAX_TIMESTAMP_MS}] ms"
+                "output {i} ({from}) has timestamp {ts} ms, outside Beam's range [{MIN_TIMESTAMP}, {MAX_TIMESTAMP}] ms"
             ));
         }
         // Outputs without a source land in the global window; others keep
@@ -433,13 +256,13 @@ pub(crate) fn check_output(
                 b.window_starts[a..z]
                     .iter()
                     .zip(&b.window_ends[a..z])
-                    .any(|(&st, &en)| st == MIN_TIMESTAMP_MS && en == GLOBAL_WINDOW_END_MS)
+                    .any(|(&st, &en)| st == MIN_TIMESTAMP && en == GLOBAL_WINDOW_END)
             }
         };
-        if global && ts >= GLOBAL_WINDOW_END_MS {
+        if global && ts >= GLOBAL_WINDOW_END {
             return Err(format!(
                 "output {i} ({from}) has timestamp {ts} ms, past the end of the global window it belongs to (its last timestamp is {} ms)",
-                GLOBAL_WINDOW_END_MS - 1
+                GLOBAL_WINDOW_END - 1
             ));
         }
     }
@@ -449,6 +272,7 @@ pub(crate) fn check_output(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmbeam_bundle::{Window, PANE_ON_TIME_ONLY};
 
     fn wire_output(
         offsets: &[u32],
@@ -471,12 +295,12 @@ mod tests {
         }
     }
 
-    fn global(n: usize) -> InputBatch {
-        let mut b = InputBatchBuilder::new();
+    fn global(n: usize) -> Batch {
+        let mut b = Batch::default();
         for i in 0..n {
             b.push_global(b"x", i as i64);
         }
-        b.build()
+        b
     }
 
     fn with_times(sources: &[u32], times: &[i64]) -> OutputBatch {
@@ -488,25 +312,24 @@ mod tests {
 
     #[test]
     fn timestamps_outside_beams_range_are_refused_naming_the_element() {
-        let mut windowed = InputBatchBuilder::new();
-        windowed.push(b"w", 5, &[(0, 10)], PANE_ON_TIME_ONLY);
-        let windowed = windowed.build();
+        let mut windowed = Batch::default();
+        windowed.push(b"w", 5, [Window { start: 0, end: 10 }], PANE_ON_TIME_ONLY);
         let input = global(2);
         // In range: Beam's extremes themselves, and past the global window's
         // end for an element in a bounded window.
         check_output(
-            &with_times(&[0, 1], &[MIN_TIMESTAMP_MS, GLOBAL_WINDOW_END_MS - 1]),
+            &with_times(&[0, 1], &[MIN_TIMESTAMP, GLOBAL_WINDOW_END - 1]),
             Some(&input),
             1,
         )
         .unwrap();
-        check_output(&with_times(&[0], &[MAX_TIMESTAMP_MS]), Some(&windowed), 1).unwrap();
+        check_output(&with_times(&[0], &[MAX_TIMESTAMP]), Some(&windowed), 1).unwrap();
         for (ts, what) in [
-            (MIN_TIMESTAMP_MS - 1, "outside Beam's range"),
+            (MIN_TIMESTAMP - 1, "outside Beam's range"),
             (i64::MIN + 60_001, "outside Beam's range"),
-            (MAX_TIMESTAMP_MS + 1, "outside Beam's range"),
+            (MAX_TIMESTAMP + 1, "outside Beam's range"),
             (i64::MAX, "outside Beam's range"),
-            (GLOBAL_WINDOW_END_MS, "past the end of the global window"),
+            (GLOBAL_WINDOW_END, "past the end of the global window"),
         ] {
             let err = check_output(&with_times(&[0, 1], &[0, ts]), Some(&input), 1).unwrap_err();
             assert!(
@@ -517,27 +340,31 @@ mod tests {
         }
         // Finish-bundle outputs go to the global window.
         let err =
-            check_output(&with_times(&[NO_SOURCE], &[GLOBAL_WINDOW_END_MS]), None, 1).unwrap_err();
+            check_output(&with_times(&[NO_SOURCE], &[GLOBAL_WINDOW_END]), None, 1).unwrap_err();
         assert!(
             err.contains("emitted in finish-bundle") && err.contains("global window"),
             "{err}"
         );
-        let err = check_output(
-            &with_times(&[0], &[MAX_TIMESTAMP_MS + 1]),
-            Some(&windowed),
-            1,
-        )
-        .unwrap_err();
+        let err =
+            check_output(&with_times(&[0], &[MAX_TIMESTAMP + 1]), Some(&windowed), 1).unwrap_err();
         assert!(err.contains("outside Beam's range"), "{err}");
     }
 
     #[test]
     fn input_batches_pack_little_endian_and_reuse_buffers() {
-        let mut b = InputBatchBuilder::new();
-        b.push(b"ab", -2, &[(1, 0x0102_0304_0506_0708)], 5);
-        b.push(b"c", 3, &[], 6);
+        let mut b = Batch::default();
+        b.push(
+            b"ab",
+            -2,
+            [Window {
+                start: 1,
+                end: 0x0102_0304_0506_0708,
+            }],
+            5,
+        );
+        b.push(b"c", 3, [], 6);
         let mut scratch = WireScratch::default();
-        let w = scratch.input(b.batch());
+        let w = scratch.input(&b);
         assert_eq!(w.values.data, b"abc");
         assert_eq!(w.values.offsets, [0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0]);
         assert_eq!(&w.timestamps[..8], &(-2i64).to_le_bytes());
@@ -546,9 +373,9 @@ mod tests {
         assert_eq!(w.window_ends, [8, 7, 6, 5, 4, 3, 2, 1]);
         assert_eq!(w.panes, [5, 6]);
         // A second, smaller batch leaves nothing of the first behind.
-        let mut small = InputBatchBuilder::new();
+        let mut small = Batch::default();
         small.push_global(b"z", 9);
-        let w = scratch.input(small.batch());
+        let w = scratch.input(&small);
         assert_eq!(w.values.data, b"z");
         assert_eq!(w.timestamps, 9i64.to_le_bytes());
         assert_eq!(w.window_offsets.len(), 8);

@@ -7,8 +7,7 @@ use wasmtime::Engine;
 
 use crate::error::UdfError;
 
-/// The WIT package version this host implements.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+use wasmbeam_bundle::CONTRACT_VERSION;
 
 /// Which world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

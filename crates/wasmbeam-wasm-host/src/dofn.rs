@@ -12,7 +12,7 @@ use crate::host::UdfComponent;
 use crate::instance::Sandbox;
 use crate::pool::{Idle, Pooled};
 use crate::state::UserMetrics;
-use crate::{InputBatch, OutputBatch};
+use crate::{Batch, OutputBatch};
 
 /// A materialised side input handed to every instance before its first bundle.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub struct SideInput {
     /// Iterable or multimap access.
     pub kind: SideInputKind,
     /// Its elements, with their windows.
-    pub elements: InputBatch,
+    pub elements: Batch,
 }
 
 /// Everything that configures the instances of one DoFn transform.
@@ -88,7 +88,7 @@ impl DoFnInstance {
     }
 
     /// Process (a chunk of) the current bundle.
-    pub fn process_bundle(&mut self, batch: &InputBatch) -> Result<OutputBatch, UdfError> {
+    pub fn process_bundle(&mut self, batch: &Batch) -> Result<OutputBatch, UdfError> {
         self.in_bundle = true;
         let iface = self.bindings.wasmbeam_udf_dofn();
         let wire = self.scratch.input(batch);
@@ -102,7 +102,7 @@ impl DoFnInstance {
     fn checked(
         &self,
         out: crate::bindings::dofn::wasmbeam::udf::types::OutputBatch,
-        input: Option<&InputBatch>,
+        input: Option<&Batch>,
     ) -> Result<OutputBatch, UdfError> {
         let name = || self.sandbox.name.to_string();
         let limits = self.sandbox.limits();
@@ -145,10 +145,7 @@ impl DoFnInstance {
     }
 
     /// Process a whole bundle: `process-bundle` then `finish-bundle`.
-    pub fn run_bundle(
-        &mut self,
-        batch: &InputBatch,
-    ) -> Result<(OutputBatch, OutputBatch), UdfError> {
+    pub fn run_bundle(&mut self, batch: &Batch) -> Result<(OutputBatch, OutputBatch), UdfError> {
         let processed = self.process_bundle(batch)?;
         let finished = self.finish_bundle()?;
         Ok((processed, finished))
@@ -222,7 +219,7 @@ impl DoFnPool {
 
     /// Acquire, run one whole bundle, release. After a trap the failed
     /// instance is discarded; the next bundle gets a fresh one.
-    pub fn run_bundle(&self, batch: &InputBatch) -> Result<(OutputBatch, OutputBatch), UdfError> {
+    pub fn run_bundle(&self, batch: &Batch) -> Result<(OutputBatch, OutputBatch), UdfError> {
         let mut inst = self.acquire()?;
         let r = inst.run_bundle(batch);
         self.release(inst);

@@ -54,7 +54,8 @@
 //!
 //! ## Data
 //!
-//! Bundles cross the boundary as flat buffers ([`InputBatch`],
+//! Bundles cross the boundary as flat buffers ([`Batch`], the bundle shape
+//! shared with the engine,
 //! [`OutputBatch`], [`Values`]): one `list<u8>` of concatenated values plus
 //! offsets and per-element metadata, each packed into a little-endian
 //! `list<u8>`. Lowering and lifting them is a handful of memcpys per bundle,
@@ -80,18 +81,19 @@ mod instance;
 mod pool;
 mod state;
 
-pub use batch::{
-    InputBatch, InputBatchBuilder, OutputBatch, SideInputKind, Values, GLOBAL_WINDOW_END_MS,
-    INHERIT_TIMESTAMP, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, NO_SOURCE,
-};
+pub use batch::{OutputBatch, SideInputKind};
 pub use combine::{CombineFnInstance, CombineFnPool};
 pub use config::{
     Grants, HostConfig, Interrupt, Limits, MemoryBudget, Reservation, OUTPUT_ELEMENT_COST,
 };
+pub use wasmbeam_bundle::{
+    Batch, ElementRef, Values, Window, CONTRACT_VERSION, GLOBAL_WINDOW_END, INHERIT_TIMESTAMP,
+    MAX_TIMESTAMP, MIN_TIMESTAMP, NO_SOURCE, PANE_ON_TIME_ONLY,
+};
 
 /// How often a busy UDF call checks its [`Interrupt`] flag.
 pub const INTERRUPT_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
-pub use contract::{UdfKind, CONTRACT_VERSION};
+pub use contract::UdfKind;
 pub use dofn::{DoFnInstance, DoFnPool, DoFnSpec, SideInput};
 pub use error::UdfError;
 pub use host::{UdfComponent, UdfHost, EPOCH_TICK};

@@ -26,12 +26,12 @@ fn spec(mode: &str) -> DoFnSpec {
     }
 }
 
-fn batch(values: &[&[u8]]) -> InputBatch {
-    let mut b = InputBatchBuilder::new();
+fn batch(values: &[&[u8]]) -> Batch {
+    let mut b = Batch::default();
     for (i, v) in values.iter().enumerate() {
         b.push_global(v, 1000 + i as i64);
     }
-    b.build()
+    b
 }
 
 /// An identity DoFn gives back every element, each from its own source,
@@ -114,10 +114,15 @@ fn typed_coders_timestamps_and_windows_cross_the_boundary() {
     assert_eq!(out.timestamps, [2000]);
 
     let pool = DoFnPool::new(modes(&h), spec("windows")).unwrap();
-    let mut b = InputBatchBuilder::new();
-    b.push(b"e", 5, &[(0, 10), (5, 15)], 0b0111);
+    let mut b = Batch::default();
+    b.push(
+        b"e",
+        5,
+        [Window { start: 0, end: 10 }, Window { start: 5, end: 15 }],
+        0b0111,
+    );
     b.push_global(b"g", 7);
-    let (out, _) = pool.run_bundle(&b.build()).unwrap();
+    let (out, _) = pool.run_bundle(&b).unwrap();
     assert_eq!(strings(&out.values)[..2], ["e@[0,10)", "e@[5,15)"]);
     assert!(
         strings(&out.values)[2].ends_with("G"),
@@ -664,7 +669,7 @@ fn out_of_range_output_timestamps_fail_the_bundle_naming_the_element() {
     let (out, _) = pool
         .run_bundle(&batch(&[b"-9223372036854775", b"0"]))
         .unwrap();
-    assert_eq!(out.timestamps, [MIN_TIMESTAMP_MS, 0]);
+    assert_eq!(out.timestamps, [MIN_TIMESTAMP, 0]);
     let bad = (i64::MIN + 60_001).to_string();
     let err = pool
         .run_bundle(&batch(&[b"5", bad.as_bytes()]))
@@ -676,7 +681,7 @@ fn out_of_range_output_timestamps_fail_the_bundle_naming_the_element() {
         "{msg}"
     );
     assert!(msg.contains("outside Beam's range"), "{msg}");
-    let past = GLOBAL_WINDOW_END_MS.to_string();
+    let past = GLOBAL_WINDOW_END.to_string();
     let err = pool.run_bundle(&batch(&[past.as_bytes()])).unwrap_err();
     assert!(
         err.to_string()

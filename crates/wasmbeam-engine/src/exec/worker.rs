@@ -334,7 +334,7 @@ pub(super) fn push(
                 r.map_err(|m| sh.op_err(c, m))?;
             }
             OpKind::AssignWindows(wf) => {
-                let mut out = Batch::with_capacity(input.len(), input.data.len());
+                let mut out = Batch::with_capacity(input.len(), input.values.data.len());
                 let mut ws = Vec::with_capacity(4);
                 for e in input.iter() {
                     ws.clear();

@@ -489,7 +489,7 @@ impl SdkDoFn {
 
     /// The engine bundle as windowed values on the wire.
     fn encode(&self, input: &Batch) -> Result<BundleInput, String> {
-        let mut data = Vec::with_capacity(input.data.len() + input.len() * 16);
+        let mut data = Vec::with_capacity(input.values.data.len() + input.len() * 16);
         let mut ends = Vec::with_capacity(input.len());
         for e in input.iter() {
             let value = self

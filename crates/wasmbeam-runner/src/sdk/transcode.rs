@@ -54,7 +54,7 @@ impl DoFnExec for Recode {
     }
 
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
-        let mut out = Batch::with_capacity(input.len(), input.data.len());
+        let mut out = Batch::with_capacity(input.len(), input.values.data.len());
         let mut buf = Vec::new();
         for e in input.iter() {
             let v = self

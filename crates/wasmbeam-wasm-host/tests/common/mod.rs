@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use wasmbeam_wasm_host::{InputBatch, InputBatchBuilder};
+use wasmbeam_wasm_host::Batch;
 
 static BUILD: Mutex<()> = Mutex::new(());
 
@@ -13,14 +13,14 @@ static BUILD: Mutex<()> = Mutex::new(());
 pub const BENCH_N: usize = 1000;
 
 /// The benchmarks' bundle: BENCH_N 100-byte values in the global window.
-pub fn bench_batch() -> InputBatch {
-    let mut b = InputBatchBuilder::new();
+pub fn bench_batch() -> Batch {
+    let mut b = Batch::default();
     for i in 0..BENCH_N {
         let mut v = [b'x'; 100];
         v[..8].copy_from_slice(&(i as u64).to_le_bytes());
         b.push_global(&v, i as i64);
     }
-    b.build()
+    b
 }
 
 pub fn repo() -> PathBuf {
