@@ -51,13 +51,13 @@
 //! * **State** (`state.rs`): side inputs and user state, answered per
 //!   bundle from the [`StateProvider`] the bundle was started with, in pages
 //!   cut between elements with continuation tokens. [`MemoryState`] keeps
-//!   them in memory.
+//!   them in memory. A provider may hand out cache tokens
+//!   ([`StateProvider::cache_tokens`]), which go into each
+//!   `ProcessBundleRequest`, so the SDK's state cache (Python's
+//!   `--max_cache_memory_usage_mb`) keeps side inputs across bundles.
 //!
-//! What is not here yet: multimap side-input keys and the other user state
-//! kinds beyond what get/append/clear express, cache tokens, timers on the
-//! data channel, the provision and artifact services for workers, and
-//! splitting. The engine and the runner will drive this
-//! crate; it knows the Fn API protos only.
+//! The engine does not know this crate; the runner drives it. It knows
+//! the Fn API protos only.
 //!
 //! Dependency rule: this crate depends on `wasmbeam-proto` alone.
 
@@ -76,7 +76,10 @@ pub use environments::{Endpoints, ExternalWorkerPool, ProcessWorker};
 pub use metrics::MetricsAggregate;
 pub use provision::{artifact_bytes, staged_name};
 pub use server::{BundleInput, BundleOutput, FnApiError, FnApiServer, LogLine};
-pub use state::{MemoryState, StateProvider, StateValue, STATE_PAGE_BYTES};
+pub use state::{
+    fresh_cache_token, side_input_token, user_state_token, CacheToken, MemoryState, StateProvider,
+    StateValue, STATE_PAGE_BYTES,
+};
 pub use worker::Worker;
 
 /// Largest payload of one outbound `Elements` message.

@@ -73,6 +73,49 @@ pub trait StateProvider: Send + Sync {
     fn append(&self, key: &fn_api::StateKey, data: Vec<u8>) -> Result<(), String>;
     /// Remove the value under `key`.
     fn clear(&self, key: &fn_api::StateKey) -> Result<(), String>;
+    /// The cache tokens of a bundle that starts now on harness `worker_id`
+    /// (`ProcessBundleRequest.cache_tokens`), so the harness may cache what
+    /// it reads across bundles. Giving a token promises that the state it
+    /// covers changes only through that harness's own writes while the
+    /// token is in use: a side input's contents, for a side-input token;
+    /// for the user-state token, every user state the bundle may touch.
+    /// None by default (the harness then caches nothing across bundles).
+    fn cache_tokens(&self, worker_id: &str) -> Vec<CacheToken> {
+        let _ = worker_id;
+        Vec::new()
+    }
+}
+
+/// A `ProcessBundleRequest` cache token.
+pub type CacheToken = fn_api::process_bundle_request::CacheToken;
+
+/// A token no other call of this process returns: a user-state token for
+/// one bundle, or a side input's for as long as its contents stand.
+pub fn fresh_cache_token() -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("wasmbeam-{}-{n}", std::process::id()).into_bytes()
+}
+
+/// The cache token of side input `side_input_id` of `transform_id`.
+pub fn side_input_token(transform_id: &str, side_input_id: &str, token: Vec<u8>) -> CacheToken {
+    use fn_api::process_bundle_request::cache_token;
+    CacheToken {
+        token,
+        r#type: Some(cache_token::Type::SideInput(cache_token::SideInput {
+            transform_id: transform_id.to_string(),
+            side_input_id: side_input_id.to_string(),
+        })),
+    }
+}
+
+/// A user-state cache token.
+pub fn user_state_token(token: Vec<u8>) -> CacheToken {
+    use fn_api::process_bundle_request::cache_token;
+    CacheToken {
+        token,
+        r#type: Some(cache_token::Type::UserState(cache_token::UserState {})),
+    }
 }
 
 /// State kept in memory, by encoded state key: side inputs put in with
@@ -87,6 +130,7 @@ pub trait StateProvider: Send + Sync {
 #[derive(Default)]
 pub struct MemoryState {
     values: Mutex<Store>,
+    tokens: Mutex<Vec<CacheToken>>,
 }
 
 #[derive(Default, Clone)]
@@ -166,7 +210,15 @@ impl MemoryState {
     pub fn copy(&self) -> MemoryState {
         MemoryState {
             values: Mutex::new(self.lock().clone()),
+            tokens: Mutex::default(),
         }
+    }
+
+    /// The cache tokens every bundle served from this state gets (see
+    /// [`StateProvider::cache_tokens`]): set them for side inputs, whose
+    /// contents do not change once put.
+    pub fn set_cache_tokens(&self, tokens: Vec<CacheToken>) {
+        *self.tokens.lock().unwrap_or_else(|p| p.into_inner()) = tokens;
     }
 
     /// Replace everything stored with what `other` holds.
@@ -181,6 +233,13 @@ impl MemoryState {
 }
 
 impl StateProvider for MemoryState {
+    fn cache_tokens(&self, _worker_id: &str) -> Vec<CacheToken> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn get(&self, key: &fn_api::StateKey) -> Result<StateValue, String> {
         let store = self.lock();
         Ok(match slot(key) {

@@ -205,6 +205,10 @@ impl Worker {
             .map(|d| (d.sinks.clone(), d.timer_families.clone()))
             .ok_or_else(|| FnApiError::UnknownDescriptor(descriptor_id.to_string()))?;
         let instruction_id = instruction_id.to_string();
+        let cache_tokens = state
+            .as_ref()
+            .map(|s| s.cache_tokens(self.id()))
+            .unwrap_or_default();
         let wake = Arc::new(Notify::new());
         let inbound = Inbound {
             stream,
@@ -217,7 +221,7 @@ impl Worker {
         let result = self
             .run_bundle(
                 &instruction_id,
-                descriptor_id,
+                (descriptor_id, cache_tokens),
                 inputs,
                 (&sinks, &families),
                 &wake,
@@ -231,7 +235,7 @@ impl Worker {
     async fn run_bundle(
         &self,
         instruction_id: &str,
-        descriptor_id: &str,
+        (descriptor_id, cache_tokens): (&str, Vec<crate::state::CacheToken>),
         inputs: Vec<BundleInput>,
         (sinks, families): (&[String], &[(String, String)]),
         wake: &Notify,
@@ -240,6 +244,7 @@ impl Worker {
             instruction_id,
             fn_api::instruction_request::Request::ProcessBundle(fn_api::ProcessBundleRequest {
                 process_bundle_descriptor_id: descriptor_id.to_string(),
+                cache_tokens,
                 ..Default::default()
             }),
         )?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use wasmbeam_coders::{Coder, Context, PaneInfo, Reader, Value};
 use wasmbeam_fnapi::{
     BundleInput, Endpoints, ExternalWorkerPool, FnApiError, FnApiServer, MemoryState,
-    ProcessWorker, StateValue,
+    ProcessWorker, StateProvider, StateValue,
 };
 use wasmbeam_proto::fn_execution::v1 as fn_api;
 use wasmbeam_proto::pipeline::v1 as pb;
@@ -607,4 +607,100 @@ async fn side_inputs_and_bag_state_are_served_to_the_python_harness() {
         results,
         ["k=v1", "j=w", "k=v1,v2", "k=reset", "k=v3", "j=w,w2"]
     );
+}
+
+/// Counts the side-input reads it answers.
+struct CountingState {
+    inner: MemoryState,
+    gets: std::sync::atomic::AtomicUsize,
+}
+
+impl StateProvider for CountingState {
+    fn get(&self, key: &fn_api::StateKey) -> Result<StateValue, String> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(key)
+    }
+    fn append(&self, key: &fn_api::StateKey, data: Vec<u8>) -> Result<(), String> {
+        self.inner.append(key, data)
+    }
+    fn clear(&self, key: &fn_api::StateKey) -> Result<(), String> {
+        self.inner.clear(key)
+    }
+    fn cache_tokens(&self, worker_id: &str) -> Vec<wasmbeam_fnapi::CacheToken> {
+        self.inner.cache_tokens(worker_id)
+    }
+}
+
+/// With a user-state cache token that stays the same across bundles, a
+/// harness whose state cache is on (`--max_cache_memory_usage_mb`) reads a
+/// key's bag state once and then serves it, and its own appends, from its
+/// cache; with no token it reads the bag again in every bundle. The values
+/// are the same either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_state_cache_token_lets_the_harness_keep_state_across_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = state_pipeline(dir.path());
+    let server = FnApiServer::start(None).await.unwrap();
+    let ep = server.endpoint();
+    let mut stateful = descriptor_from(p, "stateful", &ep, "Stateful", "kv_ss", "str", &[]);
+    stateful
+        .coders
+        .insert("kv_ss".into(), coder("beam:coder:kv:v1", &["str", "str"]));
+    stateful.coders.insert(
+        "wv_in".into(),
+        coder("beam:coder:windowed_value:v1", &["kv_ss", "gw"]),
+    );
+    server.register(stateful);
+    let endpoints = Endpoints::all_at(&ep.url);
+    let _harness = ProcessWorker::python(
+        &python(),
+        "py-cache",
+        &endpoints,
+        r#"{"max_cache_memory_usage_mb": 16}"#,
+        dir.path(),
+    )
+    .unwrap();
+    let worker = server
+        .worker("py-cache", Duration::from_secs(120))
+        .await
+        .unwrap();
+    let kv = Coder::Kv(Box::new(Coder::StringUtf8), Box::new(Coder::StringUtf8));
+    for (token, want_reads) in [(true, 1), (false, 4)] {
+        let state = std::sync::Arc::new(CountingState {
+            inner: MemoryState::default(),
+            gets: Default::default(),
+        });
+        if token {
+            state
+                .inner
+                .set_cache_tokens(vec![wasmbeam_fnapi::user_state_token(
+                    wasmbeam_fnapi::fresh_cache_token(),
+                )]);
+        }
+        let mut results = Vec::new();
+        for v in ["v1", "v2", "v3", "v4"] {
+            let out = worker
+                .process_bundle_with_state(
+                    "stateful",
+                    encode(
+                        &[Value::kv(Value::string("k"), Value::string(v))],
+                        kv.clone(),
+                    ),
+                    Some(state.clone()),
+                )
+                .await
+                .unwrap();
+            results.extend(strings(&out.outputs["sink"]));
+        }
+        assert_eq!(
+            results,
+            ["k=v1", "k=v1,v2", "k=v1,v2,v3", "k=v1,v2,v3,v4"],
+            "token {token}"
+        );
+        assert_eq!(
+            state.gets.load(std::sync::atomic::Ordering::SeqCst),
+            want_reads,
+            "bag state reads over 4 bundles, user-state token {token}"
+        );
+    }
 }

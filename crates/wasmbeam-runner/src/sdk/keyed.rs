@@ -39,6 +39,7 @@ impl KeyedDoFnExec for SdkStatefulDoFn {
             state: Arc::new(KeyedState {
                 sides: self.0.side_state(),
                 user: MemoryState::default(),
+                user_token: UserToken::default(),
             }),
             timers: BTreeMap::new(),
         }))
@@ -67,12 +68,13 @@ impl SdkKeyedRun {
     fn run(&mut self, inputs: Vec<BundleInput>) -> OpResult<Vec<Batch>> {
         // A retried bundle starts from the state the failed attempt saw.
         let saved = self.state.user.copy();
-        let user = &self.state.user;
+        let state = &self.state;
         let out = self.dofn.bundle(
             inputs,
             Some(self.state.clone() as Arc<dyn StateProvider>),
             &mut || {
-                user.restore(saved.copy());
+                state.user.restore(saved.copy());
+                state.user_token.invalidate();
                 true
             },
         )?;
@@ -173,6 +175,35 @@ impl KeyedRun for SdkKeyedRun {
 struct KeyedState {
     sides: Option<Arc<MemoryState>>,
     user: MemoryState,
+    user_token: UserToken,
+}
+
+/// The user-state cache token of one partition's keys. A harness may keep
+/// the user state it cached for as long as the token stands, so the token
+/// changes whenever the state may have changed behind that harness's back:
+/// when a bundle of the partition runs on another harness than the last
+/// one, and when a retry restores the state.
+#[derive(Default)]
+struct UserToken(std::sync::Mutex<Option<(String, Vec<u8>)>>);
+
+impl UserToken {
+    /// The token for a bundle about to run on `worker`.
+    fn for_worker(&self, worker: &str) -> Vec<u8> {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match &*t {
+            Some((w, token)) if w == worker => token.clone(),
+            _ => {
+                let token = wasmbeam_fnapi::fresh_cache_token();
+                *t = Some((worker.to_string(), token.clone()));
+                token
+            }
+        }
+    }
+
+    /// Forget the token: the state was changed outside every harness.
+    fn invalidate(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 fn is_side_input(key: &fn_api::StateKey) -> bool {
@@ -211,5 +242,37 @@ impl StateProvider for KeyedState {
             return Err("side inputs are read-only".into());
         }
         self.user.clear(key)
+    }
+
+    /// The side inputs' tokens, and the partition's user-state token for
+    /// `worker_id` (see [`UserToken`]).
+    fn cache_tokens(&self, worker_id: &str) -> Vec<wasmbeam_fnapi::CacheToken> {
+        let mut tokens = self
+            .sides
+            .as_ref()
+            .map(|s| s.cache_tokens(worker_id))
+            .unwrap_or_default();
+        tokens.push(wasmbeam_fnapi::user_state_token(
+            self.user_token.for_worker(worker_id),
+        ));
+        tokens
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UserToken;
+
+    #[test]
+    fn the_user_state_token_changes_with_the_harness_and_after_a_restore() {
+        let t = UserToken::default();
+        let a1 = t.for_worker("a");
+        assert_eq!(t.for_worker("a"), a1, "same harness, same token");
+        let b = t.for_worker("b");
+        assert_ne!(b, a1);
+        let a2 = t.for_worker("a");
+        assert_ne!(a2, a1, "b may have written since a cached");
+        t.invalidate();
+        assert_ne!(t.for_worker("a"), a2, "a retry restored the state");
     }
 }

@@ -29,7 +29,15 @@ impl SdkDoFn {
             v.data.extend_from_slice(bytes);
             v.element_ends.push(v.data.len());
         };
+        let mut tokens = Vec::new();
         for (tag, batch) in side_inputs {
+            // Loaded once for the job, a side input never changes: harnesses
+            // may cache it across bundles.
+            tokens.push(wasmbeam_fnapi::side_input_token(
+                &self.transform_id,
+                &tag,
+                wasmbeam_fnapi::fresh_cache_token(),
+            ));
             let (_, w, multimap) = self
                 .sides
                 .iter()
@@ -125,6 +133,7 @@ impl SdkDoFn {
         for (key, value) in values {
             state.put(&key, value);
         }
+        state.set_cache_tokens(tokens);
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(state));
         Ok(())
     }
