@@ -5,8 +5,14 @@ use crate::{Values, Window, PANE_ON_TIME_ONLY};
 /// A bundle of windowed elements: element `i` is `values.get(i)` at
 /// `timestamps[i]`, in the windows
 /// `window_starts/ends[window_offsets[i]..window_offsets[i + 1]]`, with pane
-/// byte `panes[i]`. The layout is the UDF contract's `input-batch`, so
-/// handing a bundle to a UDF moves vectors, never elements.
+/// byte `panes[i]` and pane indexes `pane_indexes[i]`. The layout is the
+/// UDF contract's `input-batch`, so handing a bundle to a UDF moves
+/// vectors, never elements.
+///
+/// Pane indexes (a pane's index among its window's panes, and among its
+/// non-early ones) are kept only once some element needs them: while
+/// `pane_indexes` is empty, every element is in the first pane its timing
+/// allows ([`default_pane_indexes`]), as in batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     /// The n encoded values (element coder, outer context).
@@ -21,6 +27,18 @@ pub struct Batch {
     pub window_ends: Vec<i64>,
     /// n pane bytes.
     pub panes: Vec<u8>,
+    /// n `[index, non-speculative index]` pairs, or none (see above).
+    pub pane_indexes: Vec<[i64; 2]>,
+}
+
+/// The pane indexes of an element whose batch keeps none: index 0, and
+/// non-speculative index -1 for an early pane, else 0.
+pub fn default_pane_indexes(pane: u8) -> [i64; 2] {
+    if (pane >> 2) & 0b11 == 0 {
+        [0, -1]
+    } else {
+        [0, 0]
+    }
 }
 
 impl Default for Batch {
@@ -32,6 +50,7 @@ impl Default for Batch {
             window_starts: Vec::new(),
             window_ends: Vec::new(),
             panes: Vec::new(),
+            pane_indexes: Vec::new(),
         }
     }
 }
@@ -49,6 +68,8 @@ pub struct ElementRef<'a> {
     pub window_ends: &'a [i64],
     /// Pane byte.
     pub pane: u8,
+    /// `[index, non-speculative index]` of its pane.
+    pub pane_indexes: [i64; 2],
 }
 
 impl ElementRef<'_> {
@@ -74,6 +95,7 @@ impl Batch {
             window_starts: Vec::with_capacity(n),
             window_ends: Vec::with_capacity(n),
             panes: Vec::with_capacity(n),
+            pane_indexes: Vec::new(),
         }
     }
 
@@ -102,11 +124,45 @@ impl Batch {
         self.window_starts.clear();
         self.window_ends.clear();
         self.panes.clear();
+        self.pane_indexes.clear();
     }
 
     /// Append an element.
     #[inline]
     pub fn push(
+        &mut self,
+        value: &[u8],
+        timestamp: i64,
+        windows: impl IntoIterator<Item = Window>,
+        pane: u8,
+    ) {
+        self.push_columns(value, timestamp, windows, pane);
+        if !self.pane_indexes.is_empty() {
+            self.pane_indexes.push(default_pane_indexes(pane));
+        }
+    }
+
+    /// Append an element with its pane's indexes.
+    pub fn push_in_pane(
+        &mut self,
+        value: &[u8],
+        timestamp: i64,
+        windows: impl IntoIterator<Item = Window>,
+        pane: u8,
+        indexes: [i64; 2],
+    ) {
+        let keep = !self.pane_indexes.is_empty() || indexes != default_pane_indexes(pane);
+        if keep {
+            self.keep_pane_indexes();
+        }
+        self.push_columns(value, timestamp, windows, pane);
+        if keep {
+            self.pane_indexes.push(indexes);
+        }
+    }
+
+    #[inline]
+    fn push_columns(
         &mut self,
         value: &[u8],
         timestamp: i64,
@@ -123,6 +179,17 @@ impl Batch {
         self.panes.push(pane);
     }
 
+    /// Start keeping pane indexes (filling in the defaults so far).
+    fn keep_pane_indexes(&mut self) {
+        if self.pane_indexes.len() < self.panes.len() {
+            let missing = self.panes[self.pane_indexes.len()..]
+                .iter()
+                .map(|&p| default_pane_indexes(p))
+                .collect::<Vec<_>>();
+            self.pane_indexes.extend(missing);
+        }
+    }
+
     /// Append an element in the global window, in its only, on-time pane.
     #[inline]
     pub fn push_global(&mut self, value: &[u8], timestamp: i64) {
@@ -132,7 +199,7 @@ impl Batch {
     /// Append a copy of another batch's element.
     #[inline]
     pub fn push_ref(&mut self, e: &ElementRef<'_>) {
-        self.push(e.value, e.timestamp, e.windows(), e.pane);
+        self.push_in_pane(e.value, e.timestamp, e.windows(), e.pane, e.pane_indexes);
     }
 
     /// Element `i`.
@@ -148,6 +215,11 @@ impl Batch {
             window_starts: &self.window_starts[ws..we],
             window_ends: &self.window_ends[ws..we],
             pane: self.panes[i],
+            pane_indexes: self
+                .pane_indexes
+                .get(i)
+                .copied()
+                .unwrap_or_else(|| default_pane_indexes(self.panes[i])),
         }
     }
 
@@ -158,6 +230,15 @@ impl Batch {
 
     /// Append all elements of `other`, column by column.
     pub fn extend_from(&mut self, other: &Batch) {
+        if !self.pane_indexes.is_empty() || !other.pane_indexes.is_empty() {
+            self.keep_pane_indexes();
+            if other.pane_indexes.is_empty() {
+                self.pane_indexes
+                    .extend(other.panes.iter().map(|&p| default_pane_indexes(p)));
+            } else {
+                self.pane_indexes.extend_from_slice(&other.pane_indexes);
+            }
+        }
         let base = self.values.data.len() as u32;
         self.values.data.extend_from_slice(&other.values.data);
         self.values
@@ -178,6 +259,12 @@ impl Batch {
     pub fn check(&self) -> Result<(), String> {
         self.values.check()?;
         let n = self.values.len();
+        if !self.pane_indexes.is_empty() && self.pane_indexes.len() != n {
+            return Err(format!(
+                "{n} values but {} pane indexes",
+                self.pane_indexes.len()
+            ));
+        }
         if self.timestamps.len() != n || self.panes.len() != n {
             return Err(format!(
                 "{n} values but {} timestamps and {} panes",
@@ -233,6 +320,25 @@ mod tests {
     }
 
     #[test]
+    fn pane_indexes_are_kept_once_an_element_needs_them() {
+        let mut b = Batch::default();
+        b.push_global(b"a", 1);
+        b.push(b"e", 2, [Window::GLOBAL], 0b0000);
+        assert!(b.pane_indexes.is_empty());
+        assert_eq!(b.get(1).pane_indexes, [0, -1], "early: not speculative");
+        b.push_in_pane(b"l", 3, [Window::GLOBAL], 0b1000, [3, 2]);
+        assert_eq!(b.pane_indexes, [[0, 0], [0, -1], [3, 2]]);
+        b.push_global(b"z", 4);
+        assert_eq!(b.get(3).pane_indexes, [0, 0]);
+        assert!(b.check().is_ok());
+        let mut c = Batch::default();
+        c.push_global(b"c", 0);
+        c.extend_from(&b);
+        assert_eq!(c.get(3).pane_indexes, [3, 2]);
+        assert_eq!(c.pane_indexes.len(), 5);
+    }
+
+    #[test]
     fn check_refuses_columns_that_disagree() {
         let mut b = Batch::default();
         b.push_global(b"a", 1);
@@ -255,7 +361,12 @@ mod tests {
             let build = |es: &[(Vec<u8>, i64, usize)]| {
                 let mut b = Batch::default();
                 for (v, t, nw) in es {
-                    b.push(v, *t, (0..*nw as i64).map(|i| w(i, i + 1)), (*nw as u8) & 0xf);
+                    let windows = (0..*nw as i64).map(|i| w(i, i + 1));
+                    if *t % 3 == 0 {
+                        b.push_in_pane(v, *t, windows, 0b0100, [*t % 7, *nw as i64]);
+                    } else {
+                        b.push(v, *t, windows, (*nw as u8) & 0xf);
+                    }
                 }
                 b
             };

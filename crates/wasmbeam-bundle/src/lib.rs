@@ -23,7 +23,7 @@
 mod batch;
 mod values;
 
-pub use batch::{Batch, ElementRef};
+pub use batch::{default_pane_indexes, Batch, ElementRef};
 pub use values::Values;
 
 /// The version of the UDF contract (`wasmbeam:udf@VERSION` in

@@ -105,6 +105,18 @@ impl PaneInfo {
         on_time_index: 0,
     };
 
+    /// The pane of `flags` (the low four bits of the first byte, as
+    /// [`PaneInfo::flags`] gives them) and its indexes.
+    pub fn from_parts(flags: u8, index: i64, on_time_index: i64) -> PaneInfo {
+        PaneInfo {
+            is_first: flags & 1 != 0,
+            is_last: flags & 2 != 0,
+            timing: Timing::from_code(flags >> 2),
+            index,
+            on_time_index,
+        }
+    }
+
     /// The low four bits of the first byte: flags and timing.
     pub fn flags(&self) -> u8 {
         u8::from(self.is_first) | (u8::from(self.is_last) << 1) | (self.timing.code() << 2)

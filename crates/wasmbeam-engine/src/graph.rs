@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::batch::Batch;
+use crate::panes::Triggering;
 use crate::window::WindowFn;
 
 /// Index of a PCollection in [`Graph::pcollections`].
@@ -203,6 +204,9 @@ pub enum OpKind {
         window_fn: WindowFn,
         /// Combine grouped values instead of emitting iterables.
         combine: Option<Arc<dyn CombineExec>>,
+        /// When panes fire (used by the streaming executor; in batch every
+        /// window fires once, when the input is done).
+        triggering: Triggering,
     },
     /// Identity (a redistribution point in streaming; nothing to do in batch).
     Reshuffle,
@@ -219,6 +223,21 @@ pub enum OpKind {
     },
     /// Write each element (UTF-8 text, outer context) as a line.
     WriteText(TextSink),
+    /// A scripted stream (Beam's TestStream): elements, watermark advances
+    /// and processing-time advances, in order; run by the streaming
+    /// executor ([`crate::stream`]).
+    TestStream(Vec<StreamEvent>),
+}
+
+/// One event of a [`OpKind::TestStream`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// Elements arrive (one bundle).
+    Elements(Batch),
+    /// The source's watermark advances to this time (ms).
+    Watermark(i64),
+    /// Processing time advances by this much (ms).
+    ProcessingTime(i64),
 }
 
 impl OpKind {

@@ -16,6 +16,9 @@
 //! * [`trigger`] and [`panes`]: Beam's triggers as state machines, and the
 //!   per-key driver that turns elements, watermarks and processing time into
 //!   panes (windows, lateness, accumulation, timestamp combiners, merging).
+//! * [`stream`]: the streaming executor: operators driven by bundles and
+//!   watermarks in event order, GroupByKeys that fire panes by their
+//!   triggers, TestStream sources, a controllable processing-time clock.
 //! * [`textio`]: reading text (globs, gzip, byte-range splits) and staged,
 //!   sharded writing (`prefix-00000-of-00004`).
 //!
@@ -29,6 +32,7 @@ pub mod exec;
 pub mod graph;
 pub mod panes;
 pub mod shuffle;
+pub mod stream;
 pub mod textio;
 pub mod trigger;
 pub mod window;
@@ -37,6 +41,6 @@ pub use batch::{Batch, PANE_NO_FIRING, PANE_ON_TIME_ONLY};
 pub use exec::{run, EngineError, EngineOptions, JobResult, Progress};
 pub use graph::{
     emit_batches, CombineExec, DoFnExec, Graph, KeyedDoFnExec, KeyedRun, KvCodec, OpError, OpKind,
-    OpResult, PcId, TextSink, Values,
+    OpResult, PcId, StreamEvent, TextSink, Values,
 };
 pub use window::{Window, WindowFn};

@@ -66,6 +66,46 @@ pub struct Windowing {
     pub timestamp_combiner: TimestampCombiner,
 }
 
+/// A GroupByKey's trigger, accumulation mode, allowed lateness and
+/// timestamp combiner: its [`Windowing`] without the window function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Triggering {
+    /// When panes fire.
+    pub trigger: Trigger,
+    /// Accumulating (true) or discarding (false) panes.
+    pub accumulating: bool,
+    /// Allowed lateness (ms).
+    pub allowed_lateness: i64,
+    /// Output timestamps.
+    pub timestamp_combiner: TimestampCombiner,
+}
+
+impl Default for Triggering {
+    /// Beam's default: the default trigger, discarding, no lateness,
+    /// end-of-window timestamps.
+    fn default() -> Self {
+        Triggering {
+            trigger: Trigger::Default,
+            accumulating: false,
+            allowed_lateness: 0,
+            timestamp_combiner: TimestampCombiner::EndOfWindow,
+        }
+    }
+}
+
+impl Triggering {
+    /// The windowing of a GroupByKey whose input has `window_fn`.
+    pub fn with_window_fn(&self, window_fn: WindowFn) -> Windowing {
+        Windowing {
+            window_fn,
+            trigger: self.trigger.clone(),
+            accumulating: self.accumulating,
+            allowed_lateness: self.allowed_lateness,
+            timestamp_combiner: self.timestamp_combiner,
+        }
+    }
+}
+
 impl Windowing {
     /// Beam's default: global windows, default trigger, discarding, no
     /// lateness, end-of-window timestamps.

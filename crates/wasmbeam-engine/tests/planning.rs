@@ -68,6 +68,7 @@ fn a_side_input_computed_from_the_main_inputs_own_stage_does_not_cycle() {
             codec: Arc::new(NulCodec),
             window_fn: WindowFn::Global,
             combine: None,
+            triggering: Default::default(),
         },
         vec![keyed],
         vec![grouped],

@@ -380,6 +380,7 @@ pub fn translate(
                         codec: Arc::new(codec),
                         window_fn: wf,
                         combine,
+                        triggering: Default::default(),
                     },
                     vec![i],
                     vec![o],

@@ -42,7 +42,13 @@ pub fn split_outputs(
             .iter()
             .zip(&input.window_ends[a..b])
             .map(|(&start, &end)| Window { start, end });
-        target.push(value, ts, windows, input.panes[s]);
+        target.push_in_pane(
+            value,
+            ts,
+            windows,
+            input.panes[s],
+            input.get(s).pane_indexes,
+        );
     }
     Ok(())
 }

@@ -215,6 +215,7 @@ pub(super) fn group_partition(
         codec,
         window_fn,
         combine,
+        ..
     } = &sh.g.ops[op].kind
     else {
         return Ok(());

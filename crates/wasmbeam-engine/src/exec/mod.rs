@@ -40,8 +40,15 @@ pub use options::*;
 use plan::*;
 use worker::*;
 
-/// Run the graph to completion.
+/// Run the graph to completion. A graph with a stream source (TestStream)
+/// runs on the streaming executor ([`crate::stream`]).
 pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
+    if g.ops
+        .iter()
+        .any(|o| matches!(o.kind, OpKind::TestStream(_)))
+    {
+        return crate::stream::run(g, opts);
+    }
     let (stages, collect, consumers) = Planner::new(g)?.plan()?;
     crate::textio::remove_stale(&opts.temp_dir, "wasmbeam-spill-");
     let spill_dir = opts

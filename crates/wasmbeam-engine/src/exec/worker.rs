@@ -293,6 +293,7 @@ pub(super) fn push(
                 codec,
                 window_fn,
                 combine,
+                ..
             } => {
                 let pre = combine.as_ref().filter(|_| !window_fn.is_merging());
                 shuffle_write(
@@ -360,7 +361,7 @@ pub(super) fn push(
                     s.write_part(key, &input).map_err(|m| sh.op_err(c, m))?;
                 }
             }
-            OpKind::Impulse | OpKind::ReadText { .. } => {}
+            OpKind::Impulse | OpKind::ReadText { .. } | OpKind::TestStream(_) => {}
         }
     }
     Ok(())

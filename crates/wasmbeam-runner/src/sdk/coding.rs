@@ -131,8 +131,13 @@ pub(crate) fn decode_into(bytes: &[u8], wire: &Wire, out: &mut Batch) -> Result<
                 _ => Window::GLOBAL,
             })
             .collect();
-        let pane = w.pane.to_bytes().first().copied().unwrap_or(0x0f);
-        out.push(&buf, w.timestamp, windows, pane);
+        out.push_in_pane(
+            &buf,
+            w.timestamp,
+            windows,
+            w.pane.flags(),
+            [w.pane.index, w.pane.on_time_index],
+        );
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
-use wasmbeam_coders::{coder_from_proto, Coder, Context, PaneInfo, Reader, Value};
+use wasmbeam_coders::{coder_from_proto, Coder, Context, PaneInfo, Value};
 use wasmbeam_engine::{emit_batches, Batch, DoFnExec, OpError, OpResult};
 use wasmbeam_fnapi::{BundleInput, MemoryState, StateProvider, Worker};
 use wasmbeam_proto::fn_execution::v1 as fn_api;
@@ -510,7 +510,7 @@ impl SdkDoFn {
                     }
                 })
                 .collect();
-            let pane = PaneInfo::decode(&mut Reader::new(&[e.pane])).unwrap_or_default();
+            let pane = PaneInfo::from_parts(e.pane, e.pane_indexes[0], e.pane_indexes[1]);
             let wv = Value::windowed(value, e.timestamp, windows, pane);
             self.input
                 .windowed

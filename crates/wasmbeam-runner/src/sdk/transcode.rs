@@ -70,7 +70,7 @@ impl DoFnExec for Recode {
                         self.to.urn()
                     )
                 })?;
-            out.push(&buf, e.timestamp, e.windows(), e.pane);
+            out.push_in_pane(&buf, e.timestamp, e.windows(), e.pane, e.pane_indexes);
         }
         Ok(vec![out])
     }

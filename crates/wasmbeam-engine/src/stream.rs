@@ -1,0 +1,732 @@
+//! The streaming executor: the same [`Graph`] run as a dataflow of bundles
+//! and watermarks, in event order, so GroupByKeys fire panes by their
+//! triggers as the watermark and processing time advance.
+//!
+//! Each PCollection has a watermark; each operation a queue of bundles.
+//! The scheduler repeats, until nothing is left to do:
+//!
+//! 1. **Bundles.** The first operation (in topological order) with a queued
+//!    bundle processes it, and its outputs are queued at their consumers. A
+//!    ParDo whose side inputs are not complete yet waits for them (side
+//!    inputs are read whole: their watermark must have reached the end of
+//!    time).
+//! 2. **Watermarks**, once no bundle is queued. In topological order, each
+//!    operation's input watermark is the minimum over its inputs; a
+//!    GroupByKey hands it to its per-key pane drivers ([`crate::panes`]),
+//!    which fire end-of-window and garbage-collection timers; a stateful
+//!    ParDo fires its due timers. An operation's output watermark is its
+//!    input watermark, held back by the output timestamps of what a
+//!    GroupByKey still buffers. A pass stops at the first operation that
+//!    produced output, so no watermark passes a bundle still queued.
+//! 3. **Sources**, once watermarks are still. The next event of a source:
+//!    a TestStream's next element bundle, watermark advance or
+//!    processing-time advance (which fires processing-time triggers);
+//!    Impulse and text reads emit their whole bounded output, then move
+//!    their watermark to the end of time.
+//!
+//! The processing-time clock is controllable: TestStream's processing-time
+//! events advance it from its start, the wall-clock time at which the job
+//! began. Everything runs on the calling thread, so a TestStream's output
+//! is deterministic. Text sinks stage what they receive and commit when
+//! the job succeeds, as in batch.
+//!
+//! Batch stays the batch executor's job ([`crate::exec`]); this one runs
+//! the graphs whose sources are streams.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+
+use crate::batch::Batch;
+use crate::exec::{EngineError, EngineOptions, JobResult};
+use crate::graph::{Graph, KeyedRun, OpKind, PcId, StreamEvent, Values};
+use crate::panes::{Pane, PaneDriver, Windowing};
+use crate::textio::{plan_splits, read_split, StagedText};
+use crate::trigger::Times;
+use crate::window::{Window, MAX_TIMESTAMP, MIN_TIMESTAMP};
+
+/// The watermark of a finished source: past the end of the global window.
+pub const END_OF_TIME: i64 = MAX_TIMESTAMP;
+
+/// Run `g` as a stream (see the module docs).
+pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
+    let mut s = Streamer::new(g, opts)?;
+    let result = s.run_to_end();
+    let Streamer { sinks, counts, .. } = s;
+    match result {
+        Ok(()) => {
+            let mut outputs = Vec::new();
+            for (i, sink) in sinks {
+                outputs.extend(sink.commit().map_err(|e| EngineError::Op {
+                    transform: g.ops[i].name.clone(),
+                    message: e.into(),
+                })?);
+            }
+            Ok(JobResult {
+                outputs,
+                element_counts: counts,
+                spilled_bytes: 0,
+                stages: g.ops.len(),
+            })
+        }
+        Err(e) => {
+            for (_, sink) in sinks {
+                sink.abort();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What an operation keeps between bundles.
+enum OpState {
+    /// Nothing (element-wise operations).
+    None,
+    /// A source: its remaining events and watermark.
+    Source {
+        events: VecDeque<StreamEvent>,
+        watermark: i64,
+    },
+    /// A ParDo: prepared once its side inputs are complete.
+    ParDo { prepared: bool },
+    /// A GroupByKey: one pane driver per key (nested key bytes).
+    Group {
+        windowing: Windowing,
+        drivers: HashMap<Vec<u8>, PaneDriver<Vec<u8>>>,
+        input_watermark: i64,
+    },
+    /// A stateful ParDo: one keyed run for all keys.
+    Keyed {
+        run: Option<Box<dyn KeyedRun>>,
+        input_watermark: i64,
+    },
+}
+
+struct Streamer<'g> {
+    g: &'g Graph,
+    opts: &'g EngineOptions,
+    order: Vec<usize>,
+    consumers: Vec<Vec<usize>>,
+    side_pcs: Vec<bool>,
+    queues: Vec<VecDeque<(PcId, Batch)>>,
+    watermarks: Vec<i64>,
+    states: Vec<OpState>,
+    /// Side inputs collected so far, by PCollection.
+    collected: HashMap<PcId, Batch>,
+    sinks: BTreeMap<usize, StagedText>,
+    parts: u32,
+    counts: Vec<u64>,
+    clock: i64,
+}
+
+impl<'g> Streamer<'g> {
+    fn new(g: &'g Graph, opts: &'g EngineOptions) -> Result<Self, EngineError> {
+        let n = g.pcollections.len();
+        let mut consumers = vec![Vec::new(); n];
+        let mut side_pcs = vec![false; n];
+        let mut producer = vec![None; n];
+        for (i, op) in g.ops.iter().enumerate() {
+            for &pc in op
+                .inputs
+                .iter()
+                .chain(op.kind.side_inputs().iter().map(|(_, p)| p))
+            {
+                if pc >= n {
+                    return Err(EngineError::Plan(format!("{}: unknown input", op.name)));
+                }
+                if !consumers[pc].contains(&i) {
+                    consumers[pc].push(i);
+                }
+            }
+            for (_, pc) in op.kind.side_inputs() {
+                side_pcs[*pc] = true;
+            }
+            for &pc in &op.outputs {
+                producer[pc] = Some(i);
+            }
+        }
+        let order = topological(g, &producer)?;
+        let mut sinks = BTreeMap::new();
+        let mut states = Vec::with_capacity(g.ops.len());
+        for (i, op) in g.ops.iter().enumerate() {
+            let st = match &op.kind {
+                OpKind::TestStream(events) => OpState::Source {
+                    events: events.iter().cloned().collect(),
+                    watermark: MIN_TIMESTAMP,
+                },
+                OpKind::Impulse => {
+                    let mut b = Batch::default();
+                    b.push_global(&[], MIN_TIMESTAMP);
+                    OpState::Source {
+                        events: VecDeque::from([StreamEvent::Elements(b)]),
+                        watermark: MIN_TIMESTAMP,
+                    }
+                }
+                OpKind::ReadText { patterns } => {
+                    let mut events = VecDeque::new();
+                    let splits = plan_splits(patterns).map_err(|m| op_err(g, i, m))?;
+                    for split in &splits {
+                        read_split(split, |b| {
+                            events.push_back(StreamEvent::Elements(b));
+                            Ok(())
+                        })
+                        .map_err(|m| op_err(g, i, m))?;
+                    }
+                    OpState::Source {
+                        events,
+                        watermark: MIN_TIMESTAMP,
+                    }
+                }
+                OpKind::ParDo { .. } => OpState::ParDo { prepared: false },
+                OpKind::GroupByKey {
+                    window_fn,
+                    triggering,
+                    ..
+                } => {
+                    let windowing = triggering.with_window_fn(window_fn.clone());
+                    windowing.trigger.check().map_err(|m| op_err(g, i, m))?;
+                    OpState::Group {
+                        windowing,
+                        drivers: HashMap::new(),
+                        input_watermark: MIN_TIMESTAMP,
+                    }
+                }
+                OpKind::StatefulParDo { .. } => OpState::Keyed {
+                    run: None,
+                    input_watermark: MIN_TIMESTAMP,
+                },
+                OpKind::WriteText(sink) => {
+                    let staged = StagedText::new(sink.clone(), &opts.job_tag)
+                        .map_err(|m| op_err(g, i, m))?;
+                    sinks.insert(i, staged);
+                    OpState::None
+                }
+                _ => OpState::None,
+            };
+            states.push(st);
+        }
+        Ok(Streamer {
+            g,
+            opts,
+            order,
+            consumers,
+            side_pcs,
+            queues: (0..g.ops.len()).map(|_| VecDeque::new()).collect(),
+            watermarks: vec![MIN_TIMESTAMP; n],
+            states,
+            collected: HashMap::new(),
+            sinks,
+            parts: 0,
+            counts: vec![0; n],
+            clock: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        })
+    }
+
+    fn run_to_end(&mut self) -> Result<(), EngineError> {
+        loop {
+            if self.opts.cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Cancelled);
+            }
+            if self.process_one()? {
+                continue;
+            }
+            if self.propagate()? {
+                continue;
+            }
+            if self.advance_source()? {
+                continue;
+            }
+            break;
+        }
+        if let Some(i) = self
+            .order
+            .iter()
+            .copied()
+            .find(|&i| !self.queues[i].is_empty())
+        {
+            return Err(op_err(
+                self.g,
+                i,
+                "its side inputs never completed, so its main input could not be processed",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hand `batch` to every consumer of `pc`.
+    fn emit(&mut self, pc: PcId, batch: Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        self.counts[pc] += batch.len() as u64;
+        self.opts
+            .progress
+            .elements
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if self.side_pcs[pc] {
+            self.collected.entry(pc).or_default().extend_from(&batch);
+        }
+        let consumers = self.consumers[pc].clone();
+        for c in consumers {
+            if self.g.ops[c].inputs.contains(&pc) {
+                // A Flatten may read one PCollection several times.
+                let times = self.g.ops[c].inputs.iter().filter(|&&i| i == pc).count();
+                for _ in 0..times {
+                    self.queues[c].push_back((pc, batch.clone()));
+                }
+            }
+        }
+    }
+
+    fn side_inputs_complete(&self, op: usize) -> bool {
+        self.g.ops[op]
+            .kind
+            .side_inputs()
+            .iter()
+            .all(|(_, pc)| self.watermarks[*pc] >= END_OF_TIME)
+    }
+
+    /// Process one queued bundle; false when none can be processed.
+    fn process_one(&mut self) -> Result<bool, EngineError> {
+        let Some(i) = self
+            .order
+            .iter()
+            .copied()
+            .find(|&i| !self.queues[i].is_empty() && self.side_inputs_complete(i))
+        else {
+            return Ok(false);
+        };
+        let (_, input) = self.queues[i].pop_front().expect("a queued bundle");
+        self.opts.progress.bundles.fetch_add(1, Ordering::Relaxed);
+        let g = self.g;
+        let op = &g.ops[i];
+        let t = Times {
+            watermark: self.input_watermark(i),
+            processing: self.clock,
+        };
+        match &op.kind {
+            OpKind::ParDo { exec, side_inputs } => {
+                if let OpState::ParDo { prepared: false } = self.states[i] {
+                    let sides = side_inputs
+                        .iter()
+                        .map(|(tag, pc)| {
+                            (
+                                tag.clone(),
+                                self.collected.get(pc).cloned().unwrap_or_default(),
+                            )
+                        })
+                        .collect();
+                    exec.prepare(sides).map_err(|m| op_err(g, i, m))?;
+                    self.states[i] = OpState::ParDo { prepared: true };
+                }
+                let mut outs: Vec<Batch> = vec![Batch::default(); op.outputs.len()];
+                exec.process_into(input, op.outputs.len(), &mut |k, b| {
+                    outs[k].extend_from(&b);
+                    Ok(())
+                })
+                .map_err(|m| op_err(g, i, m))?;
+                for (k, b) in outs.into_iter().enumerate() {
+                    self.emit(op.outputs[k], b);
+                }
+            }
+            OpKind::AssignWindows(wf) => {
+                let mut out = Batch::with_capacity(input.len(), input.values.data.len());
+                let mut ws = Vec::with_capacity(4);
+                for e in input.iter() {
+                    ws.clear();
+                    wf.assign(e.timestamp, &mut ws);
+                    out.push_in_pane(
+                        e.value,
+                        e.timestamp,
+                        ws.iter().copied(),
+                        e.pane,
+                        e.pane_indexes,
+                    );
+                }
+                self.emit(op.outputs[0], out);
+            }
+            OpKind::Flatten | OpKind::Reshuffle => self.emit(op.outputs[0], input),
+            OpKind::WriteText(_) => {
+                self.parts += 1;
+                if let Some(s) = self.sinks.get(&i) {
+                    s.write_part((0, 0, self.parts), &input)
+                        .map_err(|m| op_err(g, i, m))?;
+                }
+            }
+            OpKind::GroupByKey { codec, combine, .. } => {
+                let OpState::Group {
+                    drivers, windowing, ..
+                } = &mut self.states[i]
+                else {
+                    unreachable!("a GroupByKey has group state")
+                };
+                // One call per key per bundle, as a trigger sees a bundle.
+                let mut by_key: HashMap<Vec<u8>, Vec<(Vec<u8>, i64, Window)>> = HashMap::new();
+                let mut keys = Vec::new();
+                for e in input.iter() {
+                    let (k, v) = codec.split(e.value).map_err(|m| op_err(g, i, m))?;
+                    let list = by_key.entry(k.to_vec()).or_insert_with(|| {
+                        keys.push(k.to_vec());
+                        Vec::new()
+                    });
+                    for w in e.windows() {
+                        list.push((v.to_vec(), e.timestamp, w));
+                    }
+                }
+                let mut fired = Vec::new();
+                for k in keys {
+                    let elements = by_key.remove(&k).unwrap_or_default();
+                    let driver = drivers
+                        .entry(k.clone())
+                        .or_insert_with(|| PaneDriver::new(windowing.clone()));
+                    let mut panes = Vec::new();
+                    driver.add(elements, t, &mut panes);
+                    fired.extend(panes.into_iter().map(|p| (k.clone(), p)));
+                }
+                let out = encode_panes(g, i, codec.as_ref(), combine.as_deref(), fired)?;
+                self.emit(op.outputs[0], out);
+            }
+            OpKind::StatefulParDo {
+                exec, side_inputs, ..
+            } => {
+                let run = self.keyed_run(i, exec.as_ref(), side_inputs)?;
+                let outs = run.process(input).map_err(|m| op_err(g, i, m))?;
+                for (k, b) in outs.into_iter().enumerate() {
+                    self.emit(op.outputs[k], b);
+                }
+            }
+            OpKind::Impulse | OpKind::ReadText { .. } | OpKind::TestStream(_) => {}
+        }
+        Ok(true)
+    }
+
+    fn keyed_run(
+        &mut self,
+        i: usize,
+        exec: &dyn crate::graph::KeyedDoFnExec,
+        side_inputs: &[(String, PcId)],
+    ) -> Result<&mut Box<dyn KeyedRun>, EngineError> {
+        let g = self.g;
+        let sides: Vec<(String, Batch)> = side_inputs
+            .iter()
+            .map(|(tag, pc)| {
+                (
+                    tag.clone(),
+                    self.collected.get(pc).cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let OpState::Keyed { run, .. } = &mut self.states[i] else {
+            unreachable!("a stateful ParDo has keyed state")
+        };
+        if run.is_none() {
+            exec.prepare(sides).map_err(|m| op_err(g, i, m))?;
+            *run = Some(exec.open().map_err(|m| op_err(g, i, m))?);
+        }
+        Ok(run.as_mut().expect("opened above"))
+    }
+
+    fn input_watermark(&self, op: usize) -> i64 {
+        match &self.states[op] {
+            OpState::Source { watermark, .. } => *watermark,
+            _ => self.g.ops[op]
+                .inputs
+                .iter()
+                .map(|&pc| self.watermarks[pc])
+                .min()
+                .unwrap_or(END_OF_TIME),
+        }
+    }
+
+    /// Move watermarks forward in topological order; true when something
+    /// moved or fired.
+    fn propagate(&mut self) -> Result<bool, EngineError> {
+        let mut moved = false;
+        let g = self.g;
+        for idx in 0..self.order.len() {
+            let i = self.order[idx];
+            let in_wm = self.input_watermark(i);
+            let mut fired = false;
+            let clock = self.clock;
+            let out_wm = match &mut self.states[i] {
+                OpState::Group {
+                    drivers,
+                    input_watermark,
+                    ..
+                } => {
+                    if in_wm > *input_watermark {
+                        *input_watermark = in_wm;
+                        let t = Times {
+                            watermark: in_wm,
+                            processing: clock,
+                        };
+                        let panes = advance_drivers(drivers, t);
+                        if !panes.is_empty() {
+                            let OpKind::GroupByKey { codec, combine, .. } = &g.ops[i].kind else {
+                                unreachable!("group state belongs to a GroupByKey")
+                            };
+                            let out =
+                                encode_panes(g, i, codec.as_ref(), combine.as_deref(), panes)?;
+                            self.emit(g.ops[i].outputs[0], out);
+                            fired = true;
+                        }
+                    }
+                    let OpState::Group { drivers, .. } = &self.states[i] else {
+                        unreachable!()
+                    };
+                    drivers
+                        .values()
+                        .filter_map(|d| d.hold())
+                        .min()
+                        .map_or(in_wm, |h| h.min(in_wm))
+                }
+                OpState::Keyed {
+                    run: Some(run),
+                    input_watermark,
+                } if in_wm > *input_watermark => {
+                    *input_watermark = in_wm;
+                    let mut outs_all = Vec::new();
+                    while let Some(outs) = run.fire(in_wm).map_err(|m| op_err(g, i, m))? {
+                        outs_all.push(outs);
+                    }
+                    for outs in outs_all {
+                        for (k, b) in outs.into_iter().enumerate() {
+                            fired |= !b.is_empty();
+                            self.emit(g.ops[i].outputs[k], b);
+                        }
+                    }
+                    in_wm
+                }
+                _ => in_wm,
+            };
+            // Nothing may pass what is still queued here.
+            let queued = self.queues[i]
+                .iter()
+                .flat_map(|(_, b)| b.timestamps.iter().copied())
+                .min();
+            let out_wm = queued.map_or(out_wm, |q| q.min(out_wm));
+            for &pc in &g.ops[i].outputs {
+                if out_wm > self.watermarks[pc] {
+                    self.watermarks[pc] = out_wm;
+                    moved = true;
+                }
+            }
+            if fired {
+                return Ok(true);
+            }
+        }
+        Ok(moved)
+    }
+
+    /// The next source event; false when every source is done.
+    fn advance_source(&mut self) -> Result<bool, EngineError> {
+        for idx in 0..self.order.len() {
+            let i = self.order[idx];
+            let OpState::Source { events, watermark } = &mut self.states[i] else {
+                continue;
+            };
+            let Some(event) = events.pop_front() else {
+                if *watermark < END_OF_TIME {
+                    *watermark = END_OF_TIME;
+                    return Ok(true);
+                }
+                continue;
+            };
+            match event {
+                StreamEvent::Elements(b) => {
+                    let out = self.g.ops[i].outputs[0];
+                    self.emit(out, b);
+                }
+                StreamEvent::Watermark(t) => {
+                    if t > *watermark {
+                        *watermark = t;
+                    }
+                }
+                StreamEvent::ProcessingTime(d) => {
+                    self.clock = self.clock.saturating_add(d.max(0));
+                    self.fire_processing_time()?;
+                }
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Fire processing-time triggers due at the clock.
+    fn fire_processing_time(&mut self) -> Result<(), EngineError> {
+        let g = self.g;
+        for i in 0..g.ops.len() {
+            let OpState::Group {
+                drivers,
+                input_watermark,
+                ..
+            } = &mut self.states[i]
+            else {
+                continue;
+            };
+            let t = Times {
+                watermark: *input_watermark,
+                processing: self.clock,
+            };
+            let panes = advance_drivers(drivers, t);
+            if panes.is_empty() {
+                continue;
+            }
+            let OpKind::GroupByKey { codec, combine, .. } = &g.ops[i].kind else {
+                unreachable!("group state belongs to a GroupByKey")
+            };
+            let out = encode_panes(g, i, codec.as_ref(), combine.as_deref(), panes)?;
+            self.emit(g.ops[i].outputs[0], out);
+        }
+        Ok(())
+    }
+}
+
+/// Advance every key's driver to `t`; the panes fired, in key order, and
+/// the keys left with no state dropped.
+fn advance_drivers(
+    drivers: &mut HashMap<Vec<u8>, PaneDriver<Vec<u8>>>,
+    t: Times,
+) -> Vec<(Vec<u8>, Pane<Vec<u8>>)> {
+    let mut due: Vec<&Vec<u8>> = drivers
+        .iter()
+        .filter(|(_, d)| {
+            d.next_event_timer().is_some_and(|x| x <= t.watermark)
+                || d.next_processing_timer().is_some_and(|x| x <= t.processing)
+        })
+        .map(|(k, _)| k)
+        .collect();
+    due.sort();
+    let due: Vec<Vec<u8>> = due.into_iter().cloned().collect();
+    let mut out = Vec::new();
+    for k in due {
+        let d = drivers.get_mut(&k).expect("a due key");
+        let mut panes = Vec::new();
+        d.advance(t, &mut panes);
+        if d.is_empty() {
+            drivers.remove(&k);
+        }
+        out.extend(panes.into_iter().map(|p| (k.clone(), p)));
+    }
+    out
+}
+
+/// GroupByKey output for fired panes: `KV<key, iterable>` (or the combined
+/// value), in the pane's window, at its timestamp, with its pane info.
+fn encode_panes(
+    g: &Graph,
+    op: usize,
+    codec: &dyn crate::graph::KvCodec,
+    combine: Option<&dyn crate::graph::CombineExec>,
+    panes: Vec<(Vec<u8>, Pane<Vec<u8>>)>,
+) -> Result<Batch, EngineError> {
+    let mut out = Batch::with_capacity(panes.len(), 0);
+    let mut v = Vec::new();
+    let combined = match combine {
+        None => None,
+        Some(c) => {
+            let fresh = c.create().map_err(|m| op_err(g, op, m))?;
+            let mut empties = Values::default();
+            let mut vals = Values::default();
+            let mut ends = Vec::with_capacity(panes.len());
+            for (_, p) in &panes {
+                empties.push(&fresh);
+                for x in &p.values {
+                    vals.push(x);
+                }
+                ends.push(vals.len() as u32);
+            }
+            let accs = c
+                .add_inputs(&empties, &vals, &ends)
+                .map_err(|m| op_err(g, op, m))?;
+            let outs = c.extract(&accs).map_err(|m| op_err(g, op, m))?;
+            if outs.len() != panes.len() {
+                return Err(op_err(
+                    g,
+                    op,
+                    format!(
+                        "the CombineFn returned {} outputs for {} panes",
+                        outs.len(),
+                        panes.len()
+                    ),
+                ));
+            }
+            Some(outs)
+        }
+    };
+    for (n, (key, p)) in panes.iter().enumerate() {
+        v.clear();
+        v.extend_from_slice(key);
+        match &combined {
+            Some(outs) => v.extend_from_slice(outs.get(n)),
+            None => {
+                v.extend_from_slice(&(p.values.len() as i32).to_be_bytes());
+                for x in &p.values {
+                    codec
+                        .value_to_nested(x, &mut v)
+                        .map_err(|m| op_err(g, op, m))?;
+                }
+            }
+        }
+        out.push_in_pane(
+            &v,
+            p.timestamp,
+            [p.window],
+            p.info.byte(),
+            [p.info.index, p.info.nonspeculative_index],
+        );
+    }
+    Ok(out)
+}
+
+fn op_err(g: &Graph, op: usize, m: impl Into<crate::graph::OpError>) -> EngineError {
+    EngineError::Op {
+        transform: g.ops[op].name.clone(),
+        message: m.into(),
+    }
+}
+
+/// Operations in an order where every producer comes before its consumers.
+fn topological(g: &Graph, producer: &[Option<usize>]) -> Result<Vec<usize>, EngineError> {
+    let n = g.ops.len();
+    let mut state = vec![0u8; n]; // 0 new, 1 visiting, 2 done
+    let mut order = Vec::with_capacity(n);
+    fn visit(
+        g: &Graph,
+        producer: &[Option<usize>],
+        i: usize,
+        state: &mut [u8],
+        order: &mut Vec<usize>,
+    ) -> Result<(), EngineError> {
+        match state[i] {
+            2 => return Ok(()),
+            1 => {
+                return Err(EngineError::Plan(format!(
+                    "{} is part of a cycle",
+                    g.ops[i].name
+                )))
+            }
+            _ => {}
+        }
+        state[i] = 1;
+        let op = &g.ops[i];
+        for &pc in op
+            .inputs
+            .iter()
+            .chain(op.kind.side_inputs().iter().map(|(_, p)| p))
+        {
+            if let Some(p) = producer.get(pc).copied().flatten() {
+                visit(g, producer, p, state, order)?;
+            }
+        }
+        state[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    for i in 0..n {
+        visit(g, producer, i, &mut state, &mut order)?;
+    }
+    Ok(order)
+}

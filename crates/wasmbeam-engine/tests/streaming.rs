@@ -1,0 +1,218 @@
+//! The streaming executor with native test functions: a TestStream's
+//! elements, watermark and processing-time advances go through window
+//! assignment and a triggered GroupByKey, and the panes come out in event
+//! order with their pane info.
+
+use std::sync::{Arc, Mutex};
+
+use wasmbeam_engine::panes::{TimestampCombiner, Triggering};
+use wasmbeam_engine::trigger::{TimeTransform, Trigger};
+use wasmbeam_engine::*;
+
+/// `key \0 value` (outer); a nested value is a length byte and the bytes.
+struct NulCodec;
+impl KvCodec for NulCodec {
+    fn split<'a>(&self, kv: &'a [u8]) -> OpResult<(&'a [u8], &'a [u8])> {
+        let i = kv.iter().position(|&b| b == 0).ok_or("no separator")?;
+        Ok((&kv[..i], &kv[i + 1..]))
+    }
+    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()> {
+        out.push(outer.len() as u8);
+        out.extend_from_slice(outer);
+        Ok(())
+    }
+}
+
+/// What a recorded pane looked like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    key: String,
+    values: Vec<String>,
+    window: (i64, i64),
+    timestamp: i64,
+    pane: u8,
+    index: [i64; 2],
+}
+
+/// Records grouped outputs (`key` then a count and length-prefixed values).
+struct Record(Arc<Mutex<Vec<Seen>>>);
+impl DoFnExec for Record {
+    fn prepare(&self, _: Vec<(String, Batch)>) -> OpResult<()> {
+        Ok(())
+    }
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
+        for e in input.iter() {
+            let key_len = 1; // the keys here are one ASCII letter
+            let key = String::from_utf8(e.value[..key_len].to_vec()).unwrap();
+            let mut at = key_len + 4;
+            let mut values = Vec::new();
+            while at < e.value.len() {
+                let n = e.value[at] as usize;
+                values.push(String::from_utf8(e.value[at + 1..at + 1 + n].to_vec()).unwrap());
+                at += 1 + n;
+            }
+            let w = e.windows().next().unwrap();
+            self.0.lock().unwrap().push(Seen {
+                key,
+                values,
+                window: (w.start, w.end),
+                timestamp: e.timestamp,
+                pane: e.pane,
+                index: e.pane_indexes,
+            });
+        }
+        Ok(vec![])
+    }
+}
+
+fn elements(items: &[(&str, &str, i64)]) -> StreamEvent {
+    let mut b = Batch::default();
+    for (k, v, ts) in items {
+        b.push_global(format!("{k}\0{v}").as_bytes(), *ts);
+    }
+    StreamEvent::Elements(b)
+}
+
+fn pipeline(events: Vec<StreamEvent>, triggering: Triggering, window_fn: WindowFn) -> Vec<Seen> {
+    let mut g = Graph::default();
+    let src = g.add_pcollection("events");
+    g.add_op("Events", OpKind::TestStream(events), vec![], vec![src]);
+    let windowed = g.add_pcollection("windowed");
+    g.add_op(
+        "Window",
+        OpKind::AssignWindows(window_fn.clone()),
+        vec![src],
+        vec![windowed],
+    );
+    let grouped = g.add_pcollection("grouped");
+    g.add_op(
+        "Group",
+        OpKind::GroupByKey {
+            codec: Arc::new(NulCodec),
+            window_fn,
+            combine: None,
+            triggering,
+        },
+        vec![windowed],
+        vec![grouped],
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    g.add_op(
+        "Record",
+        OpKind::ParDo {
+            exec: Arc::new(Record(seen.clone())),
+            side_inputs: vec![],
+        },
+        vec![grouped],
+        vec![],
+    );
+    run(&g, &EngineOptions::default()).unwrap();
+    let v = seen.lock().unwrap().clone();
+    v
+}
+
+const EARLY: u8 = 0b0000;
+const ON_TIME: u8 = 0b0100;
+const LATE: u8 = 0b1000;
+const FIRST: u8 = 1;
+const LAST: u8 = 2;
+
+#[test]
+fn early_on_time_and_late_panes_in_event_order() {
+    let triggering = Triggering {
+        trigger: Trigger::AfterWatermark {
+            early: Some(Box::new(Trigger::AfterCount(2))),
+            late: Some(Box::new(Trigger::AfterCount(1))),
+        },
+        accumulating: true,
+        allowed_lateness: 100,
+        timestamp_combiner: TimestampCombiner::EndOfWindow,
+    };
+    let seen = pipeline(
+        vec![
+            elements(&[("a", "1", 1), ("a", "2", 2)]),
+            elements(&[("a", "3", 3)]),
+            StreamEvent::Watermark(20),
+            elements(&[("a", "late", 5)]),
+            StreamEvent::Watermark(500),
+            elements(&[("a", "dropped", 6)]),
+        ],
+        triggering,
+        WindowFn::Fixed {
+            size: 10,
+            offset: 0,
+        },
+    );
+    let s = |values: &[&str], pane: u8, index: [i64; 2]| Seen {
+        key: "a".into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+        window: (0, 10),
+        timestamp: 9,
+        pane,
+        index,
+    };
+    assert_eq!(
+        seen,
+        vec![
+            s(&["1", "2"], EARLY | FIRST, [0, -1]),
+            s(&["1", "2", "3"], ON_TIME, [1, 0]),
+            s(&["1", "2", "3", "late"], LATE, [2, 1]),
+        ],
+        "an early pane of two, the on-time pane, one late pane; the element after the allowed lateness is dropped"
+    );
+}
+
+#[test]
+fn processing_time_triggers_follow_the_streams_clock() {
+    let triggering = Triggering {
+        trigger: Trigger::Repeatedly(Box::new(Trigger::AfterProcessingTime(vec![
+            TimeTransform::Delay(1_000),
+        ]))),
+        accumulating: false,
+        allowed_lateness: 0,
+        timestamp_combiner: TimestampCombiner::Earliest,
+    };
+    let seen = pipeline(
+        vec![
+            elements(&[("k", "x", 5)]),
+            StreamEvent::ProcessingTime(500),
+            elements(&[("k", "y", 7)]),
+            StreamEvent::ProcessingTime(600),
+            elements(&[("k", "z", 8)]),
+        ],
+        triggering,
+        WindowFn::Global,
+    );
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].values, ["x", "y"], "fired 1 s after x arrived");
+    assert_eq!(seen[0].timestamp, 5, "earliest element");
+    assert_eq!(seen[0].pane & 0b1100, EARLY);
+    assert_eq!(
+        seen[1].values,
+        ["z"],
+        "what is left fires at the end of the stream"
+    );
+    assert_eq!(seen[1].pane & LAST, LAST);
+}
+
+#[test]
+fn sessions_merge_and_fire_when_the_watermark_passes() {
+    let seen = pipeline(
+        vec![
+            elements(&[("s", "a", 1), ("s", "b", 5)]),
+            elements(&[("s", "c", 30)]),
+            StreamEvent::Watermark(100),
+        ],
+        Triggering::default(),
+        WindowFn::Sessions { gap: 10 },
+    );
+    let windows: Vec<_> = seen.iter().map(|s| (s.window, s.values.clone())).collect();
+    assert_eq!(
+        windows,
+        vec![
+            ((1, 15), vec!["a".to_string(), "b".to_string()]),
+            ((30, 40), vec!["c".to_string()])
+        ]
+    );
+    assert!(seen.iter().all(|s| s.pane == ON_TIME | FIRST | LAST));
+}
