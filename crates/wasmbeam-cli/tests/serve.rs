@@ -541,3 +541,25 @@ fn tenants_use_sdk_environments_only_where_their_policy_allows() {
     );
     assert_eq!(loopback_lines(&out), LOOPBACK_RESULT);
 }
+
+/// Beam Python streaming pipelines built on TestStream, submitted with the
+/// PortableRunner (LOOPBACK): every pane (values, window, timestamp, first,
+/// last, timing, index, non-speculative index) is the one Beam's own
+/// DirectRunner gives. Cases: early and late firings with allowed lateness
+/// (accumulating, and an element past the lateness dropped), discarding
+/// early firings, merged sessions with an early trigger, and bag state
+/// flushed by an event-time timer.
+#[test]
+fn test_stream_panes_match_beams_direct_runner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("state"));
+    let o = script("streaming_panes.py", &[&server.endpoint]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("OK"), "{}", text(&o));
+    for case in ["early_late", "discarding", "sessions", "bag_timer"] {
+        assert!(
+            out.contains(&format!("{case}: ")),
+            "{case} did not run: {out}"
+        );
+    }
+}

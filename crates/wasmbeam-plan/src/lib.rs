@@ -26,7 +26,9 @@ pub mod graph;
 pub mod inspect;
 pub mod step;
 pub mod support;
+pub mod triggering;
 
 pub use graph::{Finding, PipelineView, PlanError};
 pub use step::{decode, Step, Verdict, Windowing};
 pub use support::{classify, Support};
+pub use triggering::{TestStreamEvent, Triggering};

@@ -35,6 +35,8 @@ use wasmbeam_proto::wasmbeam::v1::{
 };
 use wasmbeam_proto::wasmbeam_urns as ours;
 
+use crate::triggering::{decode_test_stream, TestStreamEvent, Triggering};
+
 /// One executable transform, as the runner needs to know it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -60,10 +62,12 @@ pub enum Step {
     Reshuffle,
     /// Window assignment done by the runner.
     AssignWindows(Windowing),
-    /// GroupByKey; `windowing` is its input's.
+    /// GroupByKey; `windowing` and `triggering` are its input's.
     GroupByKey {
         /// How the input is windowed.
         windowing: Windowing,
+        /// When its panes fire.
+        triggering: Triggering,
     },
     /// CombinePerKey taken whole, with a combine function the runner runs.
     CombinePerKey {
@@ -71,6 +75,14 @@ pub enum Step {
         combine: CombineFn,
         /// How the input is windowed.
         windowing: Windowing,
+        /// When its panes fire.
+        triggering: Triggering,
+    },
+    /// Beam's TestStream: scripted elements, watermarks and processing
+    /// time (the job runs as a stream).
+    TestStream {
+        /// The events, in order.
+        events: Vec<TestStreamEvent>,
     },
     /// A ParDo whose DoFn is a WASM component.
     WasmParDo {
@@ -277,7 +289,9 @@ pub fn decode(t: &PTransform, c: &Components) -> Verdict {
     let has_parts = !t.subtransforms.is_empty();
     let sdk_env = sdk_environment(t, &c.environments);
     let input_windowing = || match t.inputs.values().next() {
-        Some(pc) => Windowing::of_pcollection(c, pc).map_err(|e| format!("its input: {e}")),
+        Some(pc) => Windowing::of_pcollection(c, pc)
+            .and_then(|w| Ok((w, Triggering::of_pcollection(c, pc)?)))
+            .map_err(|e| format!("its input: {e}")),
         None => Err("it has no input".into()),
     };
     let run = Verdict::Run;
@@ -286,7 +300,10 @@ pub fn decode(t: &PTransform, c: &Components) -> Verdict {
         u if u == primitives::FLATTEN => run(Step::Flatten),
         u if u == composites::RESHUFFLE => run(Step::Reshuffle),
         u if u == primitives::GROUP_BY_KEY => match input_windowing() {
-            Ok(windowing) => run(Step::GroupByKey { windowing }),
+            Ok((windowing, triggering)) => run(Step::GroupByKey {
+                windowing,
+                triggering,
+            }),
             Err(e) => Verdict::Unsupported(e),
         },
         u if u == primitives::ASSIGN_WINDOWS => decode_window_into(t, c, payload, sdk_env),
@@ -319,7 +336,11 @@ pub fn decode(t: &PTransform, c: &Components) -> Verdict {
         }
         u if u == composites::COMBINE_PER_KEY => match combine_fn(payload) {
             Ok(combine) => match input_windowing() {
-                Ok(windowing) => run(Step::CombinePerKey { combine, windowing }),
+                Ok((windowing, triggering)) => run(Step::CombinePerKey {
+                    combine,
+                    windowing,
+                    triggering,
+                }),
                 Err(_) if has_parts => Verdict::Composite,
                 Err(e) => Verdict::Unsupported(e),
             },
@@ -355,7 +376,11 @@ pub fn decode(t: &PTransform, c: &Components) -> Verdict {
         }
         _ if has_parts => Verdict::Composite,
         "" => Verdict::Unsupported("a leaf transform without a spec URN".into()),
-        u if u == primitives::TEST_STREAM || u == primitives::MAP_WINDOWS => {
+        u if u == primitives::TEST_STREAM => match decode_test_stream(payload) {
+            Ok(events) => run(Step::TestStream { events }),
+            Err(e) => Verdict::Unsupported(e),
+        },
+        u if u == primitives::MAP_WINDOWS => {
             Verdict::Unsupported(format!("the primitive {u} is not implemented yet"))
         }
         u if u == deprecated_primitives::READ => Verdict::Unsupported(
@@ -592,7 +617,8 @@ mod tests {
                 windowing: Windowing::Fixed {
                     size_ms: 60_000,
                     offset_ms: 0
-                }
+                },
+                triggering: Triggering::default(),
             })
         );
         let c = components(pickled_window_fn(), "c");

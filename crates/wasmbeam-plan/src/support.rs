@@ -40,6 +40,7 @@ impl Verdict {
         };
         match step {
             Step::Impulse => Support::Native("impulse"),
+            Step::TestStream { .. } => Support::Native("test stream (runs the job as a stream)"),
             Step::ReadText { .. } => Support::Native("read text files"),
             Step::WriteText { .. } => Support::Native("write text files"),
             Step::Flatten => Support::Native("flatten"),

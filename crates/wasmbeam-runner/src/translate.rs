@@ -64,6 +64,130 @@ fn err(id: &str, t: &pb::PTransform, msg: impl Into<String>) -> RunnerError {
     }
 }
 
+/// The engine's triggering for the plan's (the trigger tree, checked).
+pub fn triggering(
+    t: &wasmbeam_plan::Triggering,
+) -> Result<wasmbeam_engine::panes::Triggering, String> {
+    use wasmbeam_engine::panes::{TimestampCombiner, Triggering};
+    use wasmbeam_plan::triggering::OutputTime;
+    let out = Triggering {
+        trigger: trigger(&t.trigger),
+        accumulating: t.accumulating,
+        allowed_lateness: t.allowed_lateness_ms,
+        timestamp_combiner: match t.output_time {
+            OutputTime::EndOfWindow => TimestampCombiner::EndOfWindow,
+            OutputTime::Earliest => TimestampCombiner::Earliest,
+            OutputTime::Latest => TimestampCombiner::Latest,
+        },
+    };
+    out.trigger.check().map(|()| out)
+}
+
+fn trigger(t: &wasmbeam_plan::triggering::Trigger) -> wasmbeam_engine::trigger::Trigger {
+    use wasmbeam_engine::trigger::{TimeTransform as E, Trigger as T};
+    use wasmbeam_plan::triggering::{TimeTransform, Trigger as P};
+    let all = |ts: &[P]| ts.iter().map(trigger).collect();
+    match t {
+        P::Default => T::Default,
+        P::Always => T::Always,
+        P::Never => T::Never,
+        P::ElementCount(n) => T::AfterCount(*n),
+        P::AfterProcessingTime(steps) => T::AfterProcessingTime(
+            steps
+                .iter()
+                .map(|s| match *s {
+                    TimeTransform::Delay(d) => E::Delay(d),
+                    TimeTransform::AlignTo { period, offset } => E::AlignTo { period, offset },
+                })
+                .collect(),
+        ),
+        P::AfterEndOfWindow { early, late } => T::AfterWatermark {
+            early: early.as_deref().map(|e| Box::new(trigger(e))),
+            late: late.as_deref().map(|l| Box::new(trigger(l))),
+        },
+        P::AfterAll(ts) => T::AfterAll(all(ts)),
+        P::AfterAny(ts) => T::AfterAny(all(ts)),
+        P::AfterEach(ts) => T::AfterEach(all(ts)),
+        P::Repeat(t) => T::Repeatedly(Box::new(trigger(t))),
+        P::OrFinally { main, finally } => T::OrFinally {
+            main: Box::new(trigger(main)),
+            finally: Box::new(trigger(finally)),
+        },
+    }
+}
+
+/// A TestStream's events for the engine, to output `tag` (`""` is the only
+/// output of a single-output TestStream).
+fn stream_events(
+    events: &[wasmbeam_plan::TestStreamEvent],
+    tag: &str,
+    single: bool,
+) -> Vec<wasmbeam_engine::StreamEvent> {
+    use wasmbeam_engine::StreamEvent;
+    use wasmbeam_plan::TestStreamEvent as E;
+    let mine = |t: &str| single || t == tag;
+    events
+        .iter()
+        .filter_map(|e| match e {
+            E::Elements { tag, elements } if mine(tag) => {
+                let mut b = wasmbeam_engine::Batch::default();
+                for (v, ts) in elements {
+                    b.push(
+                        v,
+                        *ts,
+                        [wasmbeam_engine::Window::GLOBAL],
+                        wasmbeam_engine::PANE_NO_FIRING,
+                    );
+                }
+                Some(StreamEvent::Elements(b))
+            }
+            E::Watermark { tag, to } if mine(tag) => Some(StreamEvent::Watermark(*to)),
+            E::ProcessingTime(d) => Some(StreamEvent::ProcessingTime(*d)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `pipeline` with each TestStream's outputs typed by the coder its events
+/// are encoded in (Beam Python declares its own element coder on them), or
+/// `None` when nothing changes.
+fn retype_test_streams(pipeline: &pb::Pipeline) -> Option<pb::Pipeline> {
+    use wasmbeam_proto::prost::Message;
+    use wasmbeam_proto::urns::standard_p_transforms::primitives;
+    let c = pipeline.components.as_ref()?;
+    let mut changes: Vec<(String, String)> = Vec::new();
+    for t in c.transforms.values() {
+        let Some(spec) = t.spec.as_ref().filter(|s| s.urn == primitives::TEST_STREAM) else {
+            continue;
+        };
+        let Ok(p) = pb::TestStreamPayload::decode(spec.payload.as_slice()) else {
+            continue;
+        };
+        if p.coder_id.is_empty() || !c.coders.contains_key(&p.coder_id) {
+            continue;
+        }
+        for out in t.outputs.values() {
+            if c.pcollections
+                .get(out)
+                .is_some_and(|pc| pc.coder_id != p.coder_id)
+            {
+                changes.push((out.clone(), p.coder_id.clone()));
+            }
+        }
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    let mut p = pipeline.clone();
+    let comps = p.components.as_mut()?;
+    for (pc, coder) in changes {
+        if let Some(x) = comps.pcollections.get_mut(&pc) {
+            x.coder_id = coder;
+        }
+    }
+    Some(p)
+}
+
 /// The engine window function for the plan's windowing, checked.
 pub fn window_fn(w: Windowing) -> Result<WindowFn, String> {
     let wf = match w {
@@ -192,6 +316,10 @@ pub fn translate(
     if !findings.is_empty() {
         return Err(RunnerError::Unsupported(findings));
     }
+    // A TestStream's elements are encoded in its payload's coder, which
+    // SDKs do not always declare on its output: declare it there.
+    let retyped = retype_test_streams(pipeline);
+    let pipeline = retyped.as_ref().unwrap_or(pipeline);
     // Physical plan: splittable DoFns become their three harness steps.
     let expanded = sdk::expand_splittable(pipeline).map_err(RunnerError::Invalid)?;
     let pipeline = expanded.as_ref().unwrap_or(pipeline);
@@ -282,6 +410,19 @@ pub fn translate(
                 let o = pc(&mut graph, &single_out("impulse")?);
                 graph.add_op(name, OpKind::Impulse, vec![], vec![o]);
             }
+            Step::TestStream { events } => {
+                // One engine source per output tag, each with its events.
+                let single = outputs.len() == 1;
+                for (tag, out) in &outputs {
+                    let o = pc(&mut graph, out);
+                    graph.add_op(
+                        format!("{name}/{tag}"),
+                        OpKind::TestStream(stream_events(&events, tag, single)),
+                        vec![],
+                        vec![o],
+                    );
+                }
+            }
             Step::ReadText { patterns } => {
                 let o = pc(&mut graph, &single_out("read_text")?);
                 graph.add_op(name, OpKind::ReadText { patterns }, vec![], vec![o]);
@@ -333,7 +474,17 @@ pub fn translate(
                 let o = pc(&mut graph, &single_out("window_into")?);
                 graph.add_op(name, OpKind::AssignWindows(wf), vec![i], vec![o]);
             }
-            Step::GroupByKey { windowing } | Step::CombinePerKey { windowing, .. } => {
+            Step::GroupByKey {
+                ref windowing,
+                triggering: ref trig,
+            }
+            | Step::CombinePerKey {
+                ref windowing,
+                triggering: ref trig,
+                ..
+            } => {
+                let windowing = windowing.clone();
+                let trig = triggering(trig).map_err(|e| err(id, t, e))?;
                 let input = single_in("grouping")?;
                 let codec = CoderKv::new(coder_of(&input).map_err(|e| err(id, t, e))?)
                     .map_err(|e| err(id, t, e))?;
@@ -380,7 +531,7 @@ pub fn translate(
                         codec: Arc::new(codec),
                         window_fn: wf,
                         combine,
-                        triggering: Default::default(),
+                        triggering: trig,
                     },
                     vec![i],
                     vec![o],
