@@ -18,6 +18,7 @@ pickled Python, which wasmbeam refuses with a message that names them.
 
 from wasmbeam.transforms import (  # noqa: F401
     BuiltinCombinePerKey,
+    GenerateSequence,
     ReadFromText,
     WasmCombinePerKey,
     WasmParDo,
@@ -27,6 +28,7 @@ from wasmbeam.runner import add_token  # noqa: F401
 
 __all__ = [
     "BuiltinCombinePerKey",
+    "GenerateSequence",
     "ReadFromText",
     "WasmCombinePerKey",
     "WasmParDo",

@@ -55,6 +55,15 @@ def read_text_payload(patterns):
         for p in patterns)
 
 
+def generate_sequence_payload(start, stop, period_ms):
+    """wasmbeam.v1.GenerateSequencePayload (stop None: unbounded)"""
+    out = _int_field(1, start)
+    if stop is not None:
+        # proto3 `optional`: present even when 0.
+        out += _varint(2 << 3) + _varint(stop)
+    return out + _int_field(3, period_ms)
+
+
 def write_text_payload(prefix, suffix, num_shards):
     """wasmbeam.v1.WriteTextPayload"""
     return (_bytes_field(1, prefix) + _bytes_field(2, suffix) +

@@ -14,6 +14,8 @@
 //!   Job API and artifact staging, so `PortableRunner` can submit to wasmbeam.
 //! * `wasmbeam build DIR [-o OUT]` — build a guest UDF source tree into a
 //!   component and check it against the contract.
+//! * `wasmbeam cancel JOB` / `wasmbeam drain JOB [--wait]` — Beam's Job API
+//!   Cancel and Drain against a running server.
 //!
 //! Exit codes: 0 success; 1 the work failed; 2 bad input (unreadable or
 //! malformed file, invalid pipeline, bad usage). On failure the first line on
@@ -22,6 +24,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod jobctl;
 mod logs;
 mod run;
 mod serve;
@@ -42,6 +45,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Cancel a job on a running server (nothing it staged is committed).
+    Cancel {
+        #[command(flatten)]
+        job: JobTarget,
+    },
+    /// Drain a streaming job on a running server: its sources stop, every
+    /// pending window and timer fires, its output commits, it ends DRAINED.
+    Drain {
+        #[command(flatten)]
+        job: JobTarget,
+    },
     /// Describe a Beam pipeline and say whether wasmbeam can run it.
     Inspect {
         /// A Beam `Pipeline` in binary proto, proto JSON or proto text format.
@@ -146,6 +160,33 @@ impl From<FormatArg> for Format {
 }
 
 /// A failure with its exit code; the message's first line is the cause.
+/// Which job, on which server.
+#[derive(clap::Args)]
+struct JobTarget {
+    /// The job id (as the Beam client or `GetJobs` shows it).
+    job_id: String,
+    /// The job service: HOST:PORT of `wasmbeam serve`.
+    #[arg(long, default_value = "127.0.0.1:8099")]
+    endpoint: String,
+    /// Bearer token of the tenant that owns the job (multi-tenant servers).
+    #[arg(long, env = "WASMBEAM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Wait until the job has ended, and print its final state.
+    #[arg(long)]
+    wait: bool,
+}
+
+impl From<JobTarget> for jobctl::JobArgs {
+    fn from(t: JobTarget) -> Self {
+        jobctl::JobArgs {
+            job_id: t.job_id,
+            endpoint: t.endpoint,
+            token: t.token,
+            wait: t.wait,
+        }
+    }
+}
+
 pub(crate) struct Failure {
     code: u8,
     error: anyhow::Error,
@@ -168,6 +209,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Cancel { job } => jobctl::call(jobctl::Action::Cancel, job.into()),
+        Command::Drain { job } => jobctl::call(jobctl::Action::Drain, job.into()),
         Command::Inspect { file, format } => inspect(&file, format.map(Into::into)),
         Command::Convert { file, to, output } => convert(&file, to.into(), output),
         Command::Run {

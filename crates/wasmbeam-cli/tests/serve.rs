@@ -563,3 +563,22 @@ fn test_stream_panes_match_beams_direct_runner() {
         );
     }
 }
+
+/// An unbounded pipeline (wasmbeam's GenerateSequence, Python DoFns in a
+/// LOOPBACK harness) runs as a stream until `wasmbeam drain JOB --wait`:
+/// then it ends DRAINED, with every generated element in exactly one fired
+/// window, each window's pane the on-time, last one.
+#[test]
+fn an_unbounded_job_runs_until_drained_and_drain_fires_every_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("state"));
+    let o = script(
+        "drain_stream.py",
+        &[&server.endpoint, env!("CARGO_BIN_EXE_wasmbeam")],
+    );
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("OK"),
+        "{}",
+        text(&o)
+    );
+}

@@ -223,6 +223,18 @@ pub enum OpKind {
     },
     /// Write each element (UTF-8 text, outer context) as a line.
     WriteText(TextSink),
+    /// The integers `start..stop` (varint-encoded), one every `period_ms`
+    /// of processing time from the job's start, each at the time it was
+    /// due; unbounded without `stop` (run by the streaming executor until
+    /// drained or cancelled).
+    GenerateSequence {
+        /// The first integer.
+        start: i64,
+        /// The end (exclusive), if any.
+        stop: Option<i64>,
+        /// Milliseconds between elements (at least 1).
+        period_ms: i64,
+    },
     /// A scripted stream (Beam's TestStream): elements, watermark advances
     /// and processing-time advances, in order; run by the streaming
     /// executor ([`crate::stream`]).
@@ -249,6 +261,14 @@ impl OpKind {
             }
             _ => &[],
         }
+    }
+
+    /// True for the sources only the streaming executor runs.
+    pub fn is_stream_source(&self) -> bool {
+        matches!(
+            self,
+            OpKind::TestStream(_) | OpKind::GenerateSequence { .. }
+        )
     }
 
     /// True when the operation reads its input through a shuffle by key.

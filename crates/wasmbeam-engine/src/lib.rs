@@ -37,7 +37,7 @@ pub mod textio;
 pub mod trigger;
 pub mod window;
 
-pub use batch::{Batch, PANE_NO_FIRING, PANE_ON_TIME_ONLY};
+pub use batch::{Batch, ElementRef, PANE_NO_FIRING, PANE_ON_TIME_ONLY};
 pub use exec::{run, EngineError, EngineOptions, JobResult, Progress};
 pub use graph::{
     emit_batches, CombineExec, DoFnExec, Graph, KeyedDoFnExec, KeyedRun, KvCodec, OpError, OpKind,

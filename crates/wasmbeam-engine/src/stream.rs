@@ -86,6 +86,16 @@ enum OpState {
         events: VecDeque<StreamEvent>,
         watermark: i64,
     },
+    /// A generated sequence: the next integer, due at
+    /// `started + (next - start) * period` (ms of processing time).
+    Generator {
+        start: i64,
+        next: i64,
+        stop: Option<i64>,
+        period: i64,
+        started: i64,
+        watermark: i64,
+    },
     /// A ParDo: prepared once its side inputs are complete.
     ParDo { prepared: bool },
     /// A GroupByKey: one pane driver per key (nested key bytes).
@@ -102,6 +112,9 @@ enum OpState {
 }
 
 struct Streamer<'g> {
+    /// Processing time follows the wall clock (no TestStream drives it).
+    real_clock: bool,
+    drained: bool,
     g: &'g Graph,
     opts: &'g EngineOptions,
     order: Vec<usize>,
@@ -176,6 +189,18 @@ impl<'g> Streamer<'g> {
                         watermark: MIN_TIMESTAMP,
                     }
                 }
+                OpKind::GenerateSequence {
+                    start,
+                    stop,
+                    period_ms,
+                } => OpState::Generator {
+                    start: *start,
+                    next: *start,
+                    stop: *stop,
+                    period: (*period_ms).max(1),
+                    started: wall_ms(),
+                    watermark: MIN_TIMESTAMP,
+                },
                 OpKind::ParDo { .. } => OpState::ParDo { prepared: false },
                 OpKind::GroupByKey {
                     window_fn,
@@ -205,6 +230,11 @@ impl<'g> Streamer<'g> {
             states.push(st);
         }
         Ok(Streamer {
+            real_clock: !g
+                .ops
+                .iter()
+                .any(|o| matches!(o.kind, OpKind::TestStream(_))),
+            drained: false,
             g,
             opts,
             order,
@@ -217,10 +247,7 @@ impl<'g> Streamer<'g> {
             sinks,
             parts: 0,
             counts: vec![0; n],
-            clock: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            clock: wall_ms(),
         })
     }
 
@@ -228,6 +255,16 @@ impl<'g> Streamer<'g> {
         loop {
             if self.opts.cancel.load(Ordering::Relaxed) {
                 return Err(EngineError::Cancelled);
+            }
+            if !self.drained && self.opts.drain.load(Ordering::Relaxed) {
+                self.drain_sources();
+            }
+            if self.real_clock {
+                let now = wall_ms();
+                if now > self.clock {
+                    self.clock = now;
+                    self.fire_processing_time()?;
+                }
             }
             if self.process_one()? {
                 continue;
@@ -238,7 +275,16 @@ impl<'g> Streamer<'g> {
             if self.advance_source()? {
                 continue;
             }
-            break;
+            match self.next_wakeup() {
+                // Nothing to do until a generator's next element or a
+                // processing-time trigger is due: wait for it (or for a
+                // cancel or drain, checked every 50 ms).
+                Some(at) => {
+                    let wait = (at - wall_ms()).clamp(1, 50);
+                    std::thread::sleep(std::time::Duration::from_millis(wait as u64));
+                }
+                None => break,
+            }
         }
         if let Some(i) = self
             .order
@@ -253,6 +299,55 @@ impl<'g> Streamer<'g> {
             ));
         }
         Ok(())
+    }
+
+    /// Stop every source: no more elements, watermarks to the end of time.
+    fn drain_sources(&mut self) {
+        self.drained = true;
+        for st in &mut self.states {
+            match st {
+                OpState::Source { events, .. } => events.clear(),
+                OpState::Generator { stop, next, .. } => *stop = Some(*next),
+                _ => {}
+            }
+        }
+    }
+
+    /// When, in wall-clock ms, something may next be due (a generator's
+    /// element or, on the real clock, a processing-time trigger); `None`
+    /// when nothing ever will be.
+    fn next_wakeup(&self) -> Option<i64> {
+        let mut at: Option<i64> = None;
+        let mut note = |t: i64| at = Some(at.map_or(t, |a| a.min(t)));
+        for st in &self.states {
+            match st {
+                OpState::Generator {
+                    start,
+                    next,
+                    stop,
+                    period,
+                    started,
+                    watermark,
+                } => {
+                    if stop.is_none_or(|s| *next < s) {
+                        note(started.saturating_add((next - start).saturating_mul(*period)));
+                    } else if *watermark < END_OF_TIME {
+                        note(wall_ms());
+                    }
+                }
+                OpState::Group { drivers, .. } if self.real_clock => {
+                    if let Some(t) = drivers
+                        .values()
+                        .filter_map(|d| d.next_processing_timer())
+                        .min()
+                    {
+                        note(t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        at
     }
 
     /// Hand `batch` to every consumer of `pc`.
@@ -397,7 +492,10 @@ impl<'g> Streamer<'g> {
                     self.emit(op.outputs[k], b);
                 }
             }
-            OpKind::Impulse | OpKind::ReadText { .. } | OpKind::TestStream(_) => {}
+            OpKind::Impulse
+            | OpKind::ReadText { .. }
+            | OpKind::TestStream(_)
+            | OpKind::GenerateSequence { .. } => {}
         }
         Ok(true)
     }
@@ -430,7 +528,7 @@ impl<'g> Streamer<'g> {
 
     fn input_watermark(&self, op: usize) -> i64 {
         match &self.states[op] {
-            OpState::Source { watermark, .. } => *watermark,
+            OpState::Source { watermark, .. } | OpState::Generator { watermark, .. } => *watermark,
             _ => self.g.ops[op]
                 .inputs
                 .iter()
@@ -520,10 +618,18 @@ impl<'g> Streamer<'g> {
         Ok(moved)
     }
 
-    /// The next source event; false when every source is done.
+    /// The next source event; false when no source has one now.
     fn advance_source(&mut self) -> Result<bool, EngineError> {
         for idx in 0..self.order.len() {
             let i = self.order[idx];
+            if let OpState::Generator { .. } = self.states[i] {
+                if let Some(b) = self.generate(i) {
+                    let out = self.g.ops[i].outputs[0];
+                    self.emit(out, b);
+                    return Ok(true);
+                }
+                continue;
+            }
             let OpState::Source { events, watermark } = &mut self.states[i] else {
                 continue;
             };
@@ -581,6 +687,80 @@ impl<'g> Streamer<'g> {
             self.emit(g.ops[i].outputs[0], out);
         }
         Ok(())
+    }
+}
+
+/// The generator's elements due by now (at most [`GENERATED_PER_BUNDLE`]),
+/// advancing its watermark; `None` when nothing changed.
+impl Streamer<'_> {
+    fn generate(&mut self, i: usize) -> Option<Batch> {
+        let now = wall_ms();
+        let OpState::Generator {
+            start,
+            next,
+            stop,
+            period,
+            started,
+            watermark,
+        } = &mut self.states[i]
+        else {
+            return None;
+        };
+        let due_at = |k: i64| started.saturating_add((k - *start).saturating_mul(*period));
+        let mut b = Batch::default();
+        let mut buf = Vec::with_capacity(10);
+        while stop.is_none_or(|s| *next < s)
+            && due_at(*next) <= now
+            && b.len() < GENERATED_PER_BUNDLE
+        {
+            buf.clear();
+            encode_varint(*next, &mut buf);
+            b.push(
+                &buf,
+                due_at(*next),
+                [Window::GLOBAL],
+                crate::batch::PANE_NO_FIRING,
+            );
+            *next += 1;
+        }
+        let new_wm = if stop.is_none_or(|s| *next < s) {
+            due_at(*next)
+        } else {
+            END_OF_TIME
+        };
+        let moved = new_wm > *watermark;
+        if moved {
+            *watermark = new_wm;
+        }
+        if b.is_empty() {
+            // A watermark move alone is progress too.
+            return moved.then(Batch::default);
+        }
+        Some(b)
+    }
+}
+
+/// The most elements a generator puts in one bundle.
+const GENERATED_PER_BUNDLE: usize = 8192;
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Beam's varint encoding of an int64 (as its two's-complement u64).
+fn encode_varint(v: i64, out: &mut Vec<u8>) {
+    let mut u = v as u64;
+    loop {
+        let byte = (u & 0x7f) as u8;
+        u >>= 7;
+        if u == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
     }
 }
 

@@ -85,6 +85,7 @@ pub struct Job {
     state_tx: watch::Sender<i32>,
     msg_tx: broadcast::Sender<MessageRecord>,
     cancel: Arc<AtomicBool>,
+    drain: Arc<AtomicBool>,
     progress: Arc<Progress>,
     staged: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -102,6 +103,7 @@ impl Job {
             state_tx,
             msg_tx,
             cancel: Arc::new(AtomicBool::new(false)),
+            drain: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(Progress::default()),
             staged: AtomicBool::new(false),
             thread: Mutex::new(None),
@@ -432,16 +434,25 @@ impl Jobs {
                 if let Err(e) = self.store.set_metrics(&job.id, &m.encode_to_vec()) {
                     tracing::error!(job = %job.id, "{e}");
                 }
+                let drained = job.drain.load(Ordering::SeqCst);
                 self.message(
                     job,
                     MessageImportance::JobMessageBasic,
                     format!(
-                        "job finished: {} stage(s), {} file(s) written",
+                        "job {}: {} stage(s), {} file(s) written",
+                        if drained { "drained" } else { "finished" },
                         summary.stages,
                         summary.outputs.len()
                     ),
                 );
-                self.set_state(job, job_state::Enum::Done);
+                self.set_state(
+                    job,
+                    if drained {
+                        job_state::Enum::Drained
+                    } else {
+                        job_state::Enum::Done
+                    },
+                );
             }
             Ok(Err(RunnerError::Cancelled)) => {
                 let why = if self.shutting_down.load(Ordering::SeqCst) {
@@ -511,6 +522,7 @@ impl Jobs {
                 ..HostConfig::default()
             },
             cancel: job.cancel.clone(),
+            drain: job.drain.clone(),
             progress: job.progress.clone(),
             pipeline_options: options,
             sdk_python: self.cfg.sdk_python.clone(),
@@ -537,6 +549,32 @@ impl Jobs {
         } else {
             self.set_state(&job, job_state::Enum::Cancelling);
         }
+        Ok(job.state())
+    }
+
+    /// Drain a running streaming job: its sources stop, every pending
+    /// window and timer fires, its sinks commit, and it ends DRAINED. A job
+    /// that already ended keeps its state; a batch job is refused (it ends
+    /// by itself; Cancel stops it).
+    pub fn drain(&self, tenant: &str, id: &str) -> Result<i32, JobError> {
+        let job = self.get(tenant, id)?;
+        let s = job.state();
+        if is_terminal(s) {
+            return Ok(s);
+        }
+        let pipeline = self.pipeline(&job)?;
+        if !wasmbeam_runner::is_streaming(&pipeline) {
+            return Err(JobError::FailedPrecondition(format!(
+                "job {id} is a batch job (no unbounded source or TestStream): it ends by itself, and Drain does not apply; use Cancel to stop it"
+            )));
+        }
+        job.drain.store(true, Ordering::SeqCst);
+        self.message(
+            &job,
+            MessageImportance::JobMessageBasic,
+            "drain requested: sources stop, pending windows fire, then the job ends".into(),
+        );
+        self.set_state(&job, job_state::Enum::Draining);
         Ok(job.state())
     }
 

@@ -204,10 +204,8 @@ impl jm::job_service_server::JobService for Services {
         req: Request<jm::DrainJobRequest>,
     ) -> Result<Response<jm::DrainJobResponse>, Status> {
         let tenant = self.tenant(&req)?;
-        self.jobs.get(&tenant.name, &req.get_ref().job_id)?;
-        Err(Status::unimplemented(
-            "Drain applies to streaming jobs, and wasmbeam runs batch jobs only; use Cancel to stop this job",
-        ))
+        let state = self.jobs.drain(&tenant.name, &req.get_ref().job_id)?;
+        Ok(Response::new(jm::DrainJobResponse { state }))
     }
 
     type GetStateStreamStream = BoxStream<jm::JobStateEvent>;

@@ -31,7 +31,8 @@ use wasmbeam_proto::urns::{
     standard_side_input_types::enum_ as side_inputs,
 };
 use wasmbeam_proto::wasmbeam::v1::{
-    BuiltinCombinePayload, ReadTextPayload, WasmUdfPayload, WriteTextPayload,
+    BuiltinCombinePayload, GenerateSequencePayload, ReadTextPayload, WasmUdfPayload,
+    WriteTextPayload,
 };
 use wasmbeam_proto::wasmbeam_urns as ours;
 
@@ -77,6 +78,16 @@ pub enum Step {
         windowing: Windowing,
         /// When its panes fire.
         triggering: Triggering,
+    },
+    /// wasmbeam's generated sequence (unbounded without `stop`: the job
+    /// runs as a stream).
+    GenerateSequence {
+        /// The first integer.
+        start: i64,
+        /// The end (exclusive), if any.
+        stop: Option<i64>,
+        /// Milliseconds between elements (at least 1).
+        period_ms: i64,
     },
     /// Beam's TestStream: scripted elements, watermarks and processing
     /// time (the job runs as a stream).
@@ -315,6 +326,23 @@ pub fn decode(t: &PTransform, c: &Components) -> Verdict {
                 patterns: p.patterns,
             }),
             Err(e) => Verdict::Unsupported(format!("bad read_text payload: {e}")),
+        },
+        u if u == ours::GENERATE_SEQUENCE => match GenerateSequencePayload::decode(payload) {
+            Ok(p) if p.period_ms < 1 => Verdict::Unsupported(format!(
+                "generate_sequence needs period_ms of at least 1, not {}",
+                p.period_ms
+            )),
+            Ok(p) if p.stop.is_some_and(|s| s < p.start) => Verdict::Unsupported(format!(
+                "generate_sequence stops at {} before its start {}",
+                p.stop.unwrap_or_default(),
+                p.start
+            )),
+            Ok(p) => run(Step::GenerateSequence {
+                start: p.start,
+                stop: p.stop,
+                period_ms: p.period_ms,
+            }),
+            Err(e) => Verdict::Unsupported(format!("bad generate_sequence payload: {e}")),
         },
         u if u == ours::WRITE_TEXT => match WriteTextPayload::decode(payload) {
             Ok(p) if p.prefix.is_empty() => {

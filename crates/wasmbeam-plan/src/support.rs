@@ -41,6 +41,10 @@ impl Verdict {
         match step {
             Step::Impulse => Support::Native("impulse"),
             Step::TestStream { .. } => Support::Native("test stream (runs the job as a stream)"),
+            Step::GenerateSequence { stop: None, .. } => {
+                Support::Native("unbounded generated sequence (runs the job as a stream)")
+            }
+            Step::GenerateSequence { .. } => Support::Native("generated sequence"),
             Step::ReadText { .. } => Support::Native("read text files"),
             Step::WriteText { .. } => Support::Native("write text files"),
             Step::Flatten => Support::Native("flatten"),

@@ -17,3 +17,6 @@ pub const WASM_ENVIRONMENT: &str = "wasmbeam:env:wasm:v1";
 pub const READ_TEXT: &str = "wasmbeam:transform:read_text:v1";
 /// Runner-native transform: write sharded text files, committed atomically.
 pub const WRITE_TEXT: &str = "wasmbeam:transform:write_text:v1";
+/// Runner-native source: integers at a fixed processing-time rate
+/// (unbounded unless it has a stop).
+pub const GENERATE_SEQUENCE: &str = "wasmbeam:transform:generate_sequence:v1";

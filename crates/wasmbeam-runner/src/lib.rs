@@ -118,6 +118,9 @@ pub struct RunOptions {
     pub host: HostConfig,
     /// Set to cancel.
     pub cancel: Arc<AtomicBool>,
+    /// Set to drain a streaming job (its sources stop, every pending
+    /// window fires, the job finishes); batch jobs ignore it.
+    pub drain: Arc<AtomicBool>,
     /// Live progress.
     pub progress: Arc<Progress>,
     /// How many times a bundle that fails in an SDK harness (or whose
@@ -148,6 +151,7 @@ impl Default for RunOptions {
             grants: Grants::default(),
             host: HostConfig::default(),
             cancel: e.cancel,
+            drain: e.drain,
             progress: e.progress,
             bundle_attempts: 3,
             sdk_workers: 1,
@@ -155,6 +159,26 @@ impl Default for RunOptions {
             sdk_python: None,
         }
     }
+}
+
+/// True when `pipeline` runs as a stream (it has a TestStream or an
+/// unbounded source), so Drain applies to it.
+pub fn is_streaming(pipeline: &Pipeline) -> bool {
+    let Ok(view) = wasmbeam_plan::PipelineView::new(pipeline) else {
+        return false;
+    };
+    let Some(c) = pipeline.components.as_ref() else {
+        return false;
+    };
+    c.transforms.values().any(|t| {
+        matches!(
+            wasmbeam_plan::decode(t, c),
+            wasmbeam_plan::Verdict::Run(
+                wasmbeam_plan::Step::TestStream { .. }
+                    | wasmbeam_plan::Step::GenerateSequence { stop: None, .. }
+            )
+        )
+    }) && view.unsupported().is_empty()
 }
 
 /// What a finished job reports.
@@ -207,6 +231,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
         workers: opts.workers.max(1),
         memory_budget: opts.memory_budget,
         cancel: opts.cancel.clone(),
+        drain: opts.drain.clone(),
         progress: opts.progress.clone(),
         ..EngineOptions::default()
     };

@@ -410,6 +410,23 @@ pub fn translate(
                 let o = pc(&mut graph, &single_out("impulse")?);
                 graph.add_op(name, OpKind::Impulse, vec![], vec![o]);
             }
+            Step::GenerateSequence {
+                start,
+                stop,
+                period_ms,
+            } => {
+                let o = pc(&mut graph, &single_out("generate_sequence")?);
+                graph.add_op(
+                    name,
+                    OpKind::GenerateSequence {
+                        start,
+                        stop,
+                        period_ms,
+                    },
+                    vec![],
+                    vec![o],
+                );
+            }
             Step::TestStream { events } => {
                 // One engine source per output tag, each with its events.
                 let single = outputs.len() == 1;

@@ -40,13 +40,10 @@ pub use options::*;
 use plan::*;
 use worker::*;
 
-/// Run the graph to completion. A graph with a stream source (TestStream)
-/// runs on the streaming executor ([`crate::stream`]).
+/// Run the graph to completion. A graph with a stream source (TestStream,
+/// GenerateSequence) runs on the streaming executor ([`crate::stream`]).
 pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
-    if g.ops
-        .iter()
-        .any(|o| matches!(o.kind, OpKind::TestStream(_)))
-    {
+    if g.ops.iter().any(|o| o.kind.is_stream_source()) {
         return crate::stream::run(g, opts);
     }
     let (stages, collect, consumers) = Planner::new(g)?.plan()?;

@@ -17,6 +17,10 @@ pub struct EngineOptions {
     pub job_tag: String,
     /// Set to stop the job; checked between bundles.
     pub cancel: Arc<AtomicBool>,
+    /// Set to drain a streaming job: its sources stop, its watermarks move
+    /// to the end of time, every pending window and timer fires, and the
+    /// job finishes (batch jobs finish anyway and ignore it).
+    pub drain: Arc<AtomicBool>,
     /// Live progress counters.
     pub progress: Arc<Progress>,
 }
@@ -32,6 +36,7 @@ impl Default for EngineOptions {
             temp_dir: std::env::temp_dir(),
             job_tag: format!("{}-{}", std::process::id(), now_nanos()),
             cancel: Arc::new(AtomicBool::new(false)),
+            drain: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(Progress::default()),
         }
     }

@@ -361,7 +361,10 @@ pub(super) fn push(
                     s.write_part(key, &input).map_err(|m| sh.op_err(c, m))?;
                 }
             }
-            OpKind::Impulse | OpKind::ReadText { .. } | OpKind::TestStream(_) => {}
+            OpKind::Impulse
+            | OpKind::ReadText { .. }
+            | OpKind::TestStream(_)
+            | OpKind::GenerateSequence { .. } => {}
         }
     }
     Ok(())
