@@ -690,9 +690,10 @@ impl<'g> Streamer<'g> {
     }
 }
 
-/// The generator's elements due by now (at most [`GENERATED_PER_BUNDLE`]),
-/// advancing its watermark; `None` when nothing changed.
 impl Streamer<'_> {
+    /// The generator's elements due by now (at most
+    /// [`GENERATED_PER_BUNDLE`]), advancing its watermark; `None` when
+    /// nothing changed.
     fn generate(&mut self, i: usize) -> Option<Batch> {
         let now = wall_ms();
         let OpState::Generator {
