@@ -52,6 +52,21 @@ def main():
     if state != PipelineState.RUNNING:
         sys.exit("the unbounded job is %s before the drain, not RUNNING" % state)
     job_id = result._job_id
+    # While it runs, GetJobMetrics carries each PCollection's watermark,
+    # close behind the clock.
+    from apache_beam.metrics import monitoring_infos
+    from apache_beam.portability.api import beam_job_api_pb2
+    live = result._job_service.GetJobMetrics(
+        beam_job_api_pb2.GetJobMetricsRequest(job_id=job_id)).metrics.attempted
+    marks = [monitoring_infos.extract_gauge_value(m)[1] for m in live
+             if m.urn == "wasmbeam:metric:watermark_ms:v1"]
+    lags = [monitoring_infos.extract_gauge_value(m)[1] for m in live
+            if m.urn == "wasmbeam:metric:watermark_lag_ms:v1"]
+    now_ms = time.time() * 1000
+    if not marks or not lags:
+        sys.exit("no watermark metrics while the stream runs: %s" % live)
+    if not any(now_ms - 10_000 < w <= now_ms + 1_000 for w in marks) or min(lags) > 10_000:
+        sys.exit("watermarks are not near the clock: %s, lags %s" % (marks, lags))
     out = subprocess.run([binary, "drain", job_id, "--endpoint", endpoint, "--wait"],
                          capture_output=True, text=True, timeout=60)
     if out.returncode != 0 or "DRAINED" not in out.stdout:

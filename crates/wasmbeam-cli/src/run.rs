@@ -162,6 +162,21 @@ fn install_ctrl_c(cancel: Arc<AtomicBool>) {
     });
 }
 
+/// A watermark for people: its lag behind the wall clock, or its end.
+fn describe_watermark(wm: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    if wm <= wasmbeam_runner::MIN_TIMESTAMP {
+        "not started".into()
+    } else if wm >= wasmbeam_runner::MAX_TIMESTAMP {
+        "at the end of time".into()
+    } else {
+        format!("{:.1} s behind the clock", (now - wm) as f64 / 1000.0)
+    }
+}
+
 fn spawn_progress(
     p: Arc<wasmbeam_runner::Progress>,
     done: Arc<AtomicBool>,
@@ -181,16 +196,35 @@ fn spawn_progress(
             None
         };
         let mut last_log = Instant::now();
+        let mut rate = (Instant::now(), 0u64, 0f64);
         while !done.load(Ordering::SeqCst) {
-            let msg = format!(
-                "stage {}/{} {} | {} elements, {} bundles",
-                (p.stages_done.load(Ordering::Relaxed) + 1)
-                    .min(p.stages_total.load(Ordering::Relaxed).max(1)),
-                p.stages_total.load(Ordering::Relaxed),
-                p.current.lock().map(|s| s.clone()).unwrap_or_default(),
-                p.elements.load(Ordering::Relaxed),
-                p.bundles.load(Ordering::Relaxed),
-            );
+            let elements = p.elements.load(Ordering::Relaxed);
+            if rate.0.elapsed() >= Duration::from_secs(1) {
+                rate = (
+                    Instant::now(),
+                    elements,
+                    (elements - rate.1) as f64 / rate.0.elapsed().as_secs_f64(),
+                );
+            }
+            let msg = match p.min_watermark() {
+                // A stream: no stages; elements per second and how far
+                // event time lags behind the clock.
+                Some(wm) => format!(
+                    "streaming | {elements} elements ({:.0}/s), {} bundles | watermark {}",
+                    rate.2,
+                    p.bundles.load(Ordering::Relaxed),
+                    describe_watermark(wm),
+                ),
+                None => format!(
+                    "stage {}/{} {} | {} elements, {} bundles",
+                    (p.stages_done.load(Ordering::Relaxed) + 1)
+                        .min(p.stages_total.load(Ordering::Relaxed).max(1)),
+                    p.stages_total.load(Ordering::Relaxed),
+                    p.current.lock().map(|s| s.clone()).unwrap_or_default(),
+                    elements,
+                    p.bundles.load(Ordering::Relaxed),
+                ),
+            };
             match &bar {
                 Some(b) => b.set_message(msg),
                 None if last_log.elapsed() >= Duration::from_secs(5) => {

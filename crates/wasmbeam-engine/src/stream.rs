@@ -270,6 +270,7 @@ impl<'g> Streamer<'g> {
                 continue;
             }
             if self.propagate()? {
+                self.report_watermarks();
                 continue;
             }
             if self.advance_source()? {
@@ -299,6 +300,20 @@ impl<'g> Streamer<'g> {
             ));
         }
         Ok(())
+    }
+
+    /// Publish the watermarks in the job's progress.
+    fn report_watermarks(&self) {
+        if let Ok(mut w) = self.opts.progress.watermarks.lock() {
+            w.clear();
+            w.extend(
+                self.g
+                    .pcollections
+                    .iter()
+                    .zip(&self.watermarks)
+                    .map(|(pc, t)| (pc.name.clone(), *t)),
+            );
+        }
     }
 
     /// Stop every source: no more elements, watermarks to the end of time.

@@ -558,15 +558,15 @@ impl Jobs {
     /// by itself; Cancel stops it).
     pub fn drain(&self, tenant: &str, id: &str) -> Result<i32, JobError> {
         let job = self.get(tenant, id)?;
-        let s = job.state();
-        if is_terminal(s) {
-            return Ok(s);
-        }
         let pipeline = self.pipeline(&job)?;
         if !wasmbeam_runner::is_streaming(&pipeline) {
             return Err(JobError::FailedPrecondition(format!(
                 "job {id} is a batch job (no unbounded source or TestStream): it ends by itself, and Drain does not apply; use Cancel to stop it"
             )));
+        }
+        let s = job.state();
+        if is_terminal(s) {
+            return Ok(s);
         }
         job.drain.store(true, Ordering::SeqCst);
         self.message(

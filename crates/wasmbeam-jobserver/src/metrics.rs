@@ -13,6 +13,7 @@ use wasmbeam_proto::pipeline::v1::MonitoringInfo;
 use wasmbeam_proto::urns::{
     monitoring_info_specs::enum_ as spec, monitoring_info_type_urns::enum_ as ty,
 };
+use wasmbeam_proto::wasmbeam_urns;
 use wasmbeam_runner::Progress;
 use wasmbeam_runner::RunSummary;
 
@@ -117,15 +118,36 @@ pub fn from_summary(s: &RunSummary, at_ms: i64) -> GetJobMetricsResponse {
 /// (attempted only; nothing is committed before the job ends).
 pub fn live(p: &Progress, at_ms: i64) -> GetJobMetricsResponse {
     let n = p.elements.load(Ordering::Relaxed) as i64;
+    let mut attempted = vec![info(
+        spec::ELEMENT_COUNT,
+        ty::SUM_INT64_TYPE,
+        ints(&[n]),
+        &[("PCOLLECTION", "*")],
+        at_ms,
+    )];
+    // A streaming job's watermark per PCollection, and its lag behind the
+    // clock (wasmbeam's URNs, see docs/urns.md).
+    if let Ok(wms) = p.watermarks.lock() {
+        for (pc, wm) in wms.iter() {
+            attempted.push(info(
+                wasmbeam_urns::METRIC_WATERMARK,
+                ty::LATEST_INT64_TYPE,
+                ints(&[at_ms, *wm]),
+                &[("PCOLLECTION", pc)],
+                at_ms,
+            ));
+            attempted.push(info(
+                wasmbeam_urns::METRIC_WATERMARK_LAG,
+                ty::LATEST_INT64_TYPE,
+                ints(&[at_ms, at_ms.saturating_sub(*wm).max(0)]),
+                &[("PCOLLECTION", pc)],
+                at_ms,
+            ));
+        }
+    }
     GetJobMetricsResponse {
         metrics: Some(MetricResults {
-            attempted: vec![info(
-                spec::ELEMENT_COUNT,
-                ty::SUM_INT64_TYPE,
-                ints(&[n]),
-                &[("PCOLLECTION", "*")],
-                at_ms,
-            )],
+            attempted,
             committed: vec![],
         }),
     }

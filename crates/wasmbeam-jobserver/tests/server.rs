@@ -367,8 +367,12 @@ async fn concurrent_jobs_quota_fails_the_extra_job_and_cancel_stops_a_busy_udf()
         .drain(a.req(jm::DrainJobRequest { job_id: looping }))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
-    assert!(e.message().contains("Cancel"), "{}", e.message());
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message().contains("batch job") && e.message().contains("Cancel"),
+        "{}",
+        e.message()
+    );
     server.stop().await;
 }
 

@@ -17,6 +17,12 @@ pub const WASM_ENVIRONMENT: &str = "wasmbeam:env:wasm:v1";
 pub const READ_TEXT: &str = "wasmbeam:transform:read_text:v1";
 /// Runner-native transform: write sharded text files, committed atomically.
 pub const WRITE_TEXT: &str = "wasmbeam:transform:write_text:v1";
+/// MonitoringInfo (`beam:metrics:latest_int64:v1`, label `PCOLLECTION`):
+/// a streaming job's watermark of that PCollection, in ms since the epoch.
+pub const METRIC_WATERMARK: &str = "wasmbeam:metric:watermark_ms:v1";
+/// MonitoringInfo (`beam:metrics:latest_int64:v1`, label `PCOLLECTION`): how
+/// far that watermark is behind the server's clock, in ms.
+pub const METRIC_WATERMARK_LAG: &str = "wasmbeam:metric:watermark_lag_ms:v1";
 /// Runner-native source: integers at a fixed processing-time rate
 /// (unbounded unless it has a stop).
 pub const GENERATE_SEQUENCE: &str = "wasmbeam:transform:generate_sequence:v1";

@@ -28,6 +28,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 pub use translate::{translate, TranslateOptions, Translated};
+pub use wasmbeam_engine::window::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 pub use wasmbeam_engine::Progress;
 use wasmbeam_engine::{EngineError, EngineOptions};
 use wasmbeam_plan::Finding;

@@ -62,6 +62,20 @@ pub struct Progress {
     pub bundles: AtomicU64,
     /// Name of the stage running now.
     pub current: Mutex<String>,
+    /// A streaming job's watermark (ms) per PCollection, by name, as of
+    /// the last change; empty for batch jobs.
+    pub watermarks: Mutex<Vec<(String, i64)>>,
+}
+
+impl Progress {
+    /// The lowest watermark of a streaming job's PCollections (`None` for
+    /// batch jobs), and how many have one.
+    pub fn min_watermark(&self) -> Option<i64> {
+        self.watermarks
+            .lock()
+            .ok()
+            .and_then(|w| w.iter().map(|(_, t)| *t).min())
+    }
 }
 
 /// Why a job failed.
