@@ -33,6 +33,7 @@ pub struct Batch {
 
 /// The pane indexes of an element whose batch keeps none: index 0, and
 /// non-speculative index -1 for an early pane, else 0.
+#[inline]
 pub fn default_pane_indexes(pane: u8) -> [i64; 2] {
     if (pane >> 2) & 0b11 == 0 {
         [0, -1]
@@ -42,6 +43,7 @@ pub fn default_pane_indexes(pane: u8) -> [i64; 2] {
 }
 
 impl Default for Batch {
+    #[inline]
     fn default() -> Self {
         Batch {
             values: Values::default(),
@@ -74,6 +76,7 @@ pub struct ElementRef<'a> {
 
 impl ElementRef<'_> {
     /// The element's windows.
+    #[inline]
     pub fn windows(&self) -> impl Iterator<Item = Window> + '_ {
         self.window_starts
             .iter()
@@ -85,6 +88,7 @@ impl ElementRef<'_> {
 impl Batch {
     /// An empty batch with room for `n` elements (one window each) and
     /// `bytes` of values.
+    #[inline]
     pub fn with_capacity(n: usize, bytes: usize) -> Self {
         let mut window_offsets = Vec::with_capacity(n + 1);
         window_offsets.push(0);
@@ -106,16 +110,19 @@ impl Batch {
     }
 
     /// True when empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.timestamps.is_empty()
     }
 
     /// Approximate heap bytes held.
+    #[inline]
     pub fn byte_size(&self) -> usize {
         self.values.data.len() + self.timestamps.len() * 22 + self.window_starts.len() * 16
     }
 
     /// Remove every element, keeping the allocations.
+    #[inline]
     pub fn clear(&mut self) {
         self.values.clear();
         self.timestamps.clear();
@@ -143,6 +150,7 @@ impl Batch {
     }
 
     /// Append an element with its pane's indexes.
+    #[inline]
     pub fn push_in_pane(
         &mut self,
         value: &[u8],
@@ -180,6 +188,7 @@ impl Batch {
     }
 
     /// Start keeping pane indexes (filling in the defaults so far).
+    #[inline]
     fn keep_pane_indexes(&mut self) {
         if self.pane_indexes.len() < self.panes.len() {
             let missing = self.panes[self.pane_indexes.len()..]
@@ -224,11 +233,13 @@ impl Batch {
     }
 
     /// Iterate over the elements.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = ElementRef<'_>> + '_ {
         (0..self.len()).map(move |i| self.get(i))
     }
 
     /// Append all elements of `other`, column by column.
+    #[inline]
     pub fn extend_from(&mut self, other: &Batch) {
         if !self.pane_indexes.is_empty() || !other.pane_indexes.is_empty() {
             self.keep_pane_indexes();
@@ -256,6 +267,7 @@ impl Batch {
     /// Check that the columns agree: values well formed, one timestamp,
     /// pane and window range per value, window offsets that start at 0,
     /// never decrease and end at the window columns' length.
+    #[inline]
     pub fn check(&self) -> Result<(), String> {
         self.values.check()?;
         let n = self.values.len();

@@ -72,10 +72,12 @@ impl Window {
     };
 
     /// The last timestamp inside the window.
+    #[inline]
     pub fn max_timestamp(&self) -> i64 {
         self.end.saturating_sub(1)
     }
     /// True for the global window.
+    #[inline]
     pub fn is_global(&self) -> bool {
         *self == Window::GLOBAL
     }

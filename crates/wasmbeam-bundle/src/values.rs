@@ -11,6 +11,7 @@ pub struct Values {
 }
 
 impl Default for Values {
+    #[inline]
     fn default() -> Self {
         Values {
             data: Vec::new(),
@@ -21,6 +22,7 @@ impl Default for Values {
 
 impl Values {
     /// Room for `n` values of `bytes` bytes in all.
+    #[inline]
     pub fn with_capacity(n: usize, bytes: usize) -> Values {
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
@@ -30,6 +32,7 @@ impl Values {
         }
     }
     /// Build from a list of byte strings.
+    #[inline]
     pub fn from_slices<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Values {
         let mut v = Values::default();
         for i in items {
@@ -49,10 +52,12 @@ impl Values {
         self.offsets.len().saturating_sub(1)
     }
     /// True when there are no values.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Remove every value, keeping the allocations.
+    #[inline]
     pub fn clear(&mut self) {
         self.data.clear();
         self.offsets.truncate(1);
@@ -67,6 +72,7 @@ impl Values {
         &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
     /// Iterate over the values.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.offsets
             .windows(2)
@@ -74,6 +80,7 @@ impl Values {
     }
     /// Check that offsets start at 0, never decrease, and end at
     /// `data.len()`.
+    #[inline]
     pub fn check(&self) -> Result<(), String> {
         match self.offsets.first() {
             Some(0) => {}

@@ -562,6 +562,9 @@ impl<'g> Streamer<'g> {
             let i = self.order[idx];
             let in_wm = self.input_watermark(i);
             let mut fired = false;
+            // The earliest timestamp this pass emitted: downstream must
+            // take those elements before the watermark passes them.
+            let mut emitted: Option<i64> = None;
             let clock = self.clock;
             let out_wm = match &mut self.states[i] {
                 OpState::Group {
@@ -582,6 +585,7 @@ impl<'g> Streamer<'g> {
                             };
                             let out =
                                 encode_panes(g, i, codec.as_ref(), combine.as_deref(), panes)?;
+                            emitted = out.timestamps.iter().copied().min();
                             self.emit(g.ops[i].outputs[0], out);
                             fired = true;
                         }
@@ -607,6 +611,9 @@ impl<'g> Streamer<'g> {
                     for outs in outs_all {
                         for (k, b) in outs.into_iter().enumerate() {
                             fired |= !b.is_empty();
+                            if let Some(t) = b.timestamps.iter().copied().min() {
+                                emitted = Some(emitted.map_or(t, |e| e.min(t)));
+                            }
                             self.emit(g.ops[i].outputs[k], b);
                         }
                     }
@@ -620,6 +627,7 @@ impl<'g> Streamer<'g> {
                 .flat_map(|(_, b)| b.timestamps.iter().copied())
                 .min();
             let out_wm = queued.map_or(out_wm, |q| q.min(out_wm));
+            let out_wm = emitted.map_or(out_wm, |e| e.min(out_wm));
             for &pc in &g.ops[i].outputs {
                 if out_wm > self.watermarks[pc] {
                     self.watermarks[pc] = out_wm;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use wasmbeam_engine::panes::{TimestampCombiner, Triggering};
 use wasmbeam_engine::trigger::{TimeTransform, Trigger};
+use wasmbeam_engine::PANE_NO_FIRING;
 use wasmbeam_engine::*;
 
 /// `key \0 value` (outer); a nested value is a length byte and the bytes.
@@ -351,4 +352,111 @@ fn an_unbounded_sequence_runs_until_drained_and_drain_fires_every_window() {
     starts.sort();
     starts.dedup();
     assert_eq!(starts.len(), seen.len(), "one pane per window");
+}
+
+/// Re-keys grouped output `k`+count+values into one element per value
+/// again (`k \0 value`), keeping its timestamp and window.
+struct Ungroup;
+impl DoFnExec for Ungroup {
+    fn prepare(&self, _: Vec<(String, Batch)>) -> OpResult<()> {
+        Ok(())
+    }
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
+        let mut out = Batch::default();
+        for e in input.iter() {
+            let mut at = 5;
+            while at < e.value.len() {
+                let n = e.value[at] as usize;
+                let v = [b"k\0", &e.value[at + 1..at + 1 + n]].concat();
+                out.push(&v, e.timestamp, e.windows(), PANE_NO_FIRING);
+                at += 1 + n;
+            }
+        }
+        Ok(vec![out])
+    }
+}
+
+/// Panes a first GroupByKey fires at the end of a window reach a second
+/// GroupByKey (same windows, no lateness) on time: the first one's output
+/// watermark does not pass them before they are taken.
+#[test]
+fn panes_of_one_group_by_key_are_on_time_for_the_next() {
+    let wf = WindowFn::Fixed {
+        size: 10,
+        offset: 0,
+    };
+    let mut g = Graph::default();
+    let src = g.add_pcollection("events");
+    g.add_op(
+        "Events",
+        OpKind::TestStream(vec![
+            elements(&[("k", "a", 1), ("k", "b", 2), ("k", "c", 12)]),
+            StreamEvent::Watermark(100),
+        ]),
+        vec![],
+        vec![src],
+    );
+    let mut last = src;
+    for n in 0..2 {
+        let windowed = g.add_pcollection(format!("windowed{n}"));
+        g.add_op(
+            format!("Window{n}"),
+            OpKind::AssignWindows(wf.clone()),
+            vec![last],
+            vec![windowed],
+        );
+        let grouped = g.add_pcollection(format!("grouped{n}"));
+        g.add_op(
+            format!("Group{n}"),
+            OpKind::GroupByKey {
+                codec: Arc::new(NulCodec),
+                window_fn: wf.clone(),
+                combine: None,
+                triggering: Triggering::default(),
+            },
+            vec![windowed],
+            vec![grouped],
+        );
+        last = grouped;
+        if n == 0 {
+            let flat = g.add_pcollection("ungrouped");
+            g.add_op(
+                "Ungroup",
+                OpKind::ParDo {
+                    exec: Arc::new(Ungroup),
+                    side_inputs: vec![],
+                },
+                vec![grouped],
+                vec![flat],
+            );
+            last = flat;
+        }
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    g.add_op(
+        "Record",
+        OpKind::ParDo {
+            exec: Arc::new(Record(seen.clone())),
+            side_inputs: vec![],
+        },
+        vec![last],
+        vec![],
+    );
+    let result = run(&g, &EngineOptions::default()).unwrap();
+    let mut got: Vec<(i64, Vec<String>)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| (s.window.0, s.values.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (0, vec!["a".to_string(), "b".to_string()]),
+            (10, vec!["c".to_string()])
+        ],
+        "nothing was dropped as late at the second GroupByKey"
+    );
+    assert_eq!(result.element_counts.len(), g.pcollections.len());
 }

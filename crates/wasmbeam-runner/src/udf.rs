@@ -42,13 +42,10 @@ pub fn split_outputs(
             .iter()
             .zip(&input.window_ends[a..b])
             .map(|(&start, &end)| Window { start, end });
-        target.push_in_pane(
-            value,
-            ts,
-            windows,
-            input.panes[s],
-            input.get(s).pane_indexes,
-        );
+        match input.pane_indexes.get(s) {
+            Some(&indexes) => target.push_in_pane(value, ts, windows, input.panes[s], indexes),
+            None => target.push(value, ts, windows, input.panes[s]),
+        }
     }
     Ok(())
 }
