@@ -27,8 +27,9 @@
 //! The processing-time clock is controllable: TestStream's processing-time
 //! events advance it from its start, the wall-clock time at which the job
 //! began. Everything runs on the calling thread, so a TestStream's output
-//! is deterministic. Text sinks stage what they receive and commit when
-//! the job succeeds, as in batch.
+//! is deterministic. Text sinks commit each window's pane to a file of
+//! its own as it arrives ([`PaneText`]), so output appears while the job
+//! runs; what was committed stays if the job later fails or is cancelled.
 //!
 //! Batch stays the batch executor's job ([`crate::exec`]); this one runs
 //! the graphs whose sources are streams.
@@ -40,7 +41,7 @@ use crate::batch::Batch;
 use crate::exec::{EngineError, EngineOptions, JobResult};
 use crate::graph::{Graph, KeyedRun, OpKind, PcId, StreamEvent, Values};
 use crate::panes::{Pane, PaneDriver, Windowing};
-use crate::textio::{plan_splits, read_split, StagedText};
+use crate::textio::{plan_splits, read_split, PaneText};
 use crate::trigger::Times;
 use crate::window::{Window, MAX_TIMESTAMP, MIN_TIMESTAMP};
 
@@ -52,29 +53,13 @@ pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
     let mut s = Streamer::new(g, opts)?;
     let result = s.run_to_end();
     let Streamer { sinks, counts, .. } = s;
-    match result {
-        Ok(()) => {
-            let mut outputs = Vec::new();
-            for (i, sink) in sinks {
-                outputs.extend(sink.commit().map_err(|e| EngineError::Op {
-                    transform: g.ops[i].name.clone(),
-                    message: e.into(),
-                })?);
-            }
-            Ok(JobResult {
-                outputs,
-                element_counts: counts,
-                spilled_bytes: 0,
-                stages: g.ops.len(),
-            })
-        }
-        Err(e) => {
-            for (_, sink) in sinks {
-                sink.abort();
-            }
-            Err(e)
-        }
-    }
+    result?;
+    Ok(JobResult {
+        outputs: sinks.into_values().flat_map(PaneText::finish).collect(),
+        element_counts: counts,
+        spilled_bytes: 0,
+        stages: g.ops.len(),
+    })
 }
 
 /// What an operation keeps between bundles.
@@ -125,8 +110,7 @@ struct Streamer<'g> {
     states: Vec<OpState>,
     /// Side inputs collected so far, by PCollection.
     collected: HashMap<PcId, Batch>,
-    sinks: BTreeMap<usize, StagedText>,
-    parts: u32,
+    sinks: BTreeMap<usize, PaneText>,
     counts: Vec<u64>,
     clock: i64,
 }
@@ -220,8 +204,7 @@ impl<'g> Streamer<'g> {
                     input_watermark: MIN_TIMESTAMP,
                 },
                 OpKind::WriteText(sink) => {
-                    let staged = StagedText::new(sink.clone(), &opts.job_tag)
-                        .map_err(|m| op_err(g, i, m))?;
+                    let staged = PaneText::new(sink.clone()).map_err(|m| op_err(g, i, m))?;
                     sinks.insert(i, staged);
                     OpState::None
                 }
@@ -245,7 +228,6 @@ impl<'g> Streamer<'g> {
             states,
             collected: HashMap::new(),
             sinks,
-            parts: 0,
             counts: vec![0; n],
             clock: wall_ms(),
         })
@@ -459,10 +441,8 @@ impl<'g> Streamer<'g> {
             }
             OpKind::Flatten | OpKind::Reshuffle => self.emit(op.outputs[0], input),
             OpKind::WriteText(_) => {
-                self.parts += 1;
-                if let Some(s) = self.sinks.get(&i) {
-                    s.write_part((0, 0, self.parts), &input)
-                        .map_err(|m| op_err(g, i, m))?;
+                if let Some(s) = self.sinks.get_mut(&i) {
+                    s.write(&input).map_err(|m| op_err(g, i, m))?;
                 }
             }
             OpKind::GroupByKey { codec, combine, .. } => {

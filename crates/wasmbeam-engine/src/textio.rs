@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::batch::Batch;
 use crate::graph::TextSink;
+use crate::window::Window;
 
 /// Byte length of one read split of an uncompressed file. Fixed (not derived
 /// from the worker count) so bundle boundaries, and therefore output order,
@@ -288,6 +289,78 @@ impl StagedText {
     /// Throw away everything staged.
     pub fn abort(self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A streaming job's text sink: each pane's lines go to a file of their
+/// own as the pane reaches the sink, written beside the prefix under a
+/// hidden name and renamed into place (committed) at once. Names are
+/// deterministic: `PREFIX-START-END-paneINDEX-PART` + suffix for an
+/// interval window (START and END in ms since the epoch), and
+/// `PREFIX-global-paneINDEX-PART` + suffix for the global window; PART
+/// counts the bundles of one window and pane, from 00000.
+pub struct PaneText {
+    sink: TextSink,
+    parts: std::collections::HashMap<(Window, i64), u32>,
+    written: Vec<PathBuf>,
+}
+
+impl PaneText {
+    /// A sink writing next to `sink.prefix` (its directory is created).
+    pub fn new(sink: TextSink) -> Result<Self, String> {
+        if let Some(parent) = Path::new(&sink.prefix)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create output directory {}: {e}", parent.display()))?;
+        }
+        Ok(PaneText {
+            sink,
+            parts: Default::default(),
+            written: Vec::new(),
+        })
+    }
+
+    /// Commit one bundle's lines, one file per window and pane in it.
+    pub fn write(&mut self, batch: &Batch) -> Result<(), String> {
+        let mut groups: BTreeMap<(Window, i64), Vec<u8>> = BTreeMap::new();
+        for e in batch.iter() {
+            for w in e.windows() {
+                let buf = groups.entry((w, e.pane_indexes[0])).or_default();
+                buf.extend_from_slice(e.value);
+                buf.push(b'\n');
+            }
+        }
+        for ((w, pane), buf) in groups {
+            let part = self.parts.entry((w, pane)).or_insert(0);
+            let window = if w.is_global() {
+                "global".to_string()
+            } else {
+                format!("{}-{}", w.start, w.end)
+            };
+            let path = PathBuf::from(format!(
+                "{}-{window}-pane{pane}-{part:05}{}",
+                self.sink.prefix, self.sink.suffix
+            ));
+            *part += 1;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = path.with_file_name(format!(".{name}.wasmbeam-writing"));
+            std::fs::write(&tmp, &buf)
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), path.display()))?;
+            self.written.push(path);
+        }
+        Ok(())
+    }
+
+    /// The files committed so far, in the order they were written.
+    pub fn finish(self) -> Vec<PathBuf> {
+        self.written
     }
 }
 
