@@ -48,11 +48,11 @@ def builtin_combine_payload(name):
     return _bytes_field(1, name)
 
 
-def read_text_payload(patterns):
+def read_text_payload(patterns, watch_period_ms=0):
     """wasmbeam.v1.ReadTextPayload"""
     return b"".join(
         _varint(1 << 3 | 2) + _varint(len(p.encode("utf-8"))) + p.encode("utf-8")
-        for p in patterns)
+        for p in patterns) + _int_field(2, watch_period_ms)
 
 
 def generate_sequence_payload(start, stop, period_ms):

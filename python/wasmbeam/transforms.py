@@ -102,27 +102,39 @@ class ReadFromText(beam.PTransform):
 
     Paths are resolved on the server's machine; a multi-tenant server only
     allows paths under the tenant's data directories.
+
+    With ``watch_secs``, the patterns are watched: every ``watch_secs``
+    seconds they are matched again, and each new file is read once it is
+    complete (its size and modification time unchanged over one poll; write
+    files elsewhere and move them in). Lines are timestamped with the poll
+    that read them. The read is then unbounded: the job runs as a stream
+    until it is drained or cancelled.
     """
 
-    def __init__(self, file_pattern, label=None):
+    def __init__(self, file_pattern, watch_secs=None, label=None):
         super().__init__(label)
         self._patterns = ([file_pattern] if isinstance(file_pattern, str)
                           else list(file_pattern))
         if not self._patterns:
             raise ValueError("wasmbeam.ReadFromText needs at least one pattern")
+        self._watch_ms = 0
+        if watch_secs is not None:
+            self._watch_ms = int(round(watch_secs * 1000))
+            if self._watch_ms < 1:
+                raise ValueError("wasmbeam.ReadFromText needs watch_secs >= 0.001")
 
     def expand(self, pbegin):
         if not isinstance(pbegin, pvalue.PBegin):
             raise TypeError("wasmbeam.ReadFromText is a root transform: "
                             "apply it to the pipeline")
         return pvalue.PCollection(pbegin.pipeline, element_type=str,
-                                  is_bounded=True)
+                                  is_bounded=not self._watch_ms)
 
     def get_windowing(self, unused_inputs):
         return Windowing(GlobalWindows())
 
     def to_runner_api_parameter(self, unused_context):
-        return READ_TEXT, _proto.read_text_payload(self._patterns)
+        return READ_TEXT, _proto.read_text_payload(self._patterns, self._watch_ms)
 
 
 class GenerateSequence(beam.PTransform):

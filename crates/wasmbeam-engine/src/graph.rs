@@ -223,6 +223,18 @@ pub enum OpKind {
     },
     /// Write each element (UTF-8 text, outer context) as a line.
     WriteText(TextSink),
+    /// Lines of the files matching `patterns`, watched: every `poll_ms` the
+    /// patterns are matched again, and each new file is read once it is
+    /// complete (its size and modification time unchanged over one poll).
+    /// Lines are timestamped with the poll that read them; the source's
+    /// watermark is the time of its last poll. Unbounded: run by the
+    /// streaming executor until drained or cancelled.
+    WatchText {
+        /// File patterns (globs).
+        patterns: Vec<String>,
+        /// Milliseconds between polls (at least 1).
+        poll_ms: i64,
+    },
     /// The integers `start..stop` (varint-encoded), one every `period_ms`
     /// of processing time from the job's start, each at the time it was
     /// due; unbounded without `stop` (run by the streaming executor until
@@ -267,7 +279,7 @@ impl OpKind {
     pub fn is_stream_source(&self) -> bool {
         matches!(
             self,
-            OpKind::TestStream(_) | OpKind::GenerateSequence { .. }
+            OpKind::TestStream(_) | OpKind::GenerateSequence { .. } | OpKind::WatchText { .. }
         )
     }
 

@@ -41,7 +41,7 @@ use crate::batch::Batch;
 use crate::exec::{EngineError, EngineOptions, JobResult};
 use crate::graph::{Graph, KeyedRun, OpKind, PcId, StreamEvent, Values};
 use crate::panes::{Pane, PaneDriver, Windowing};
-use crate::textio::{plan_splits, read_split, PaneText};
+use crate::textio::{plan_splits, read_split, PaneText, Watcher};
 use crate::trigger::Times;
 use crate::window::{Window, MAX_TIMESTAMP, MIN_TIMESTAMP};
 
@@ -69,6 +69,14 @@ enum OpState {
     /// A source: its remaining events and watermark.
     Source {
         events: VecDeque<StreamEvent>,
+        watermark: i64,
+    },
+    /// Watched files: polled every `poll` ms.
+    Watch {
+        watcher: Watcher,
+        next_poll: i64,
+        poll: i64,
+        stopped: bool,
         watermark: i64,
     },
     /// A generated sequence: the next integer, due at
@@ -183,6 +191,13 @@ impl<'g> Streamer<'g> {
                     stop: *stop,
                     period: (*period_ms).max(1),
                     started: wall_ms(),
+                    watermark: MIN_TIMESTAMP,
+                },
+                OpKind::WatchText { poll_ms, .. } => OpState::Watch {
+                    watcher: Watcher::default(),
+                    next_poll: wall_ms(),
+                    poll: (*poll_ms).max(1),
+                    stopped: false,
                     watermark: MIN_TIMESTAMP,
                 },
                 OpKind::ParDo { .. } => OpState::ParDo { prepared: false },
@@ -305,6 +320,7 @@ impl<'g> Streamer<'g> {
             match st {
                 OpState::Source { events, .. } => events.clear(),
                 OpState::Generator { stop, next, .. } => *stop = Some(*next),
+                OpState::Watch { stopped, .. } => *stopped = true,
                 _ => {}
             }
         }
@@ -328,6 +344,18 @@ impl<'g> Streamer<'g> {
                 } => {
                     if stop.is_none_or(|s| *next < s) {
                         note(started.saturating_add((next - start).saturating_mul(*period)));
+                    } else if *watermark < END_OF_TIME {
+                        note(wall_ms());
+                    }
+                }
+                OpState::Watch {
+                    next_poll,
+                    stopped,
+                    watermark,
+                    ..
+                } => {
+                    if !*stopped {
+                        note(*next_poll);
                     } else if *watermark < END_OF_TIME {
                         note(wall_ms());
                     }
@@ -490,7 +518,8 @@ impl<'g> Streamer<'g> {
             OpKind::Impulse
             | OpKind::ReadText { .. }
             | OpKind::TestStream(_)
-            | OpKind::GenerateSequence { .. } => {}
+            | OpKind::GenerateSequence { .. }
+            | OpKind::WatchText { .. } => {}
         }
         Ok(true)
     }
@@ -523,7 +552,9 @@ impl<'g> Streamer<'g> {
 
     fn input_watermark(&self, op: usize) -> i64 {
         match &self.states[op] {
-            OpState::Source { watermark, .. } | OpState::Generator { watermark, .. } => *watermark,
+            OpState::Source { watermark, .. }
+            | OpState::Generator { watermark, .. }
+            | OpState::Watch { watermark, .. } => *watermark,
             _ => self.g.ops[op]
                 .inputs
                 .iter()
@@ -625,6 +656,16 @@ impl<'g> Streamer<'g> {
     fn advance_source(&mut self) -> Result<bool, EngineError> {
         for idx in 0..self.order.len() {
             let i = self.order[idx];
+            if let OpState::Watch { .. } = self.states[i] {
+                if let Some(batches) = self.watch(i)? {
+                    let out = self.g.ops[i].outputs[0];
+                    for b in batches {
+                        self.emit(out, b);
+                    }
+                    return Ok(true);
+                }
+                continue;
+            }
             if let OpState::Generator { .. } = self.states[i] {
                 if let Some(b) = self.generate(i) {
                     let out = self.g.ops[i].outputs[0];
@@ -694,6 +735,55 @@ impl<'g> Streamer<'g> {
 }
 
 impl Streamer<'_> {
+    /// A watched source's poll, when one is due: the lines of the files
+    /// that became complete, timestamped with the poll; `None` when nothing
+    /// changed.
+    fn watch(&mut self, i: usize) -> Result<Option<Vec<Batch>>, EngineError> {
+        let g = self.g;
+        let OpKind::WatchText { patterns, .. } = &g.ops[i].kind else {
+            return Ok(None);
+        };
+        let now = wall_ms();
+        let OpState::Watch {
+            watcher,
+            next_poll,
+            poll,
+            stopped,
+            watermark,
+        } = &mut self.states[i]
+        else {
+            return Ok(None);
+        };
+        if *stopped {
+            if *watermark < END_OF_TIME {
+                *watermark = END_OF_TIME;
+                return Ok(Some(Vec::new()));
+            }
+            return Ok(None);
+        }
+        if now < *next_poll {
+            return Ok(None);
+        }
+        *next_poll = now.saturating_add(*poll);
+        let mut batches = Vec::new();
+        for split in watcher.poll(patterns).map_err(|m| op_err(g, i, m))? {
+            read_split(&split, |b| {
+                let mut stamped = Batch::with_capacity(b.len(), b.values.data.len());
+                for e in b.iter() {
+                    stamped.push(e.value, now, [Window::GLOBAL], crate::batch::PANE_NO_FIRING);
+                }
+                batches.push(stamped);
+                Ok(())
+            })
+            .map_err(|m| op_err(g, i, m))?;
+        }
+        // Every file complete by now has been read: nothing earlier comes.
+        if now > *watermark {
+            *watermark = now;
+        }
+        Ok(Some(batches))
+    }
+
     /// The generator's elements due by now (at most
     /// [`GENERATED_PER_BUNDLE`]), advancing its watermark; `None` when
     /// nothing changed.

@@ -292,6 +292,55 @@ impl StagedText {
     }
 }
 
+/// A watched set of file patterns: which files are new and complete.
+#[derive(Debug, Default)]
+pub struct Watcher {
+    /// Files read already.
+    read: std::collections::HashSet<PathBuf>,
+    /// Files seen at the last poll but not read yet, with (size, mtime).
+    pending: std::collections::HashMap<PathBuf, (u64, Option<std::time::SystemTime>)>,
+}
+
+impl Watcher {
+    /// Match `patterns` now; the files that are new and complete (their size
+    /// and modification time the same as at the previous poll), sorted,
+    /// each returned once. A pattern matching nothing is not an error here.
+    pub fn poll(&mut self, patterns: &[String]) -> Result<Vec<Split>, String> {
+        let mut now: std::collections::BTreeMap<PathBuf, (u64, Option<std::time::SystemTime>)> =
+            Default::default();
+        for p in patterns {
+            let entries = glob::glob(p).map_err(|e| format!("invalid file pattern {p:?}: {e}"))?;
+            for path in entries.flatten() {
+                if self.read.contains(&path) {
+                    continue;
+                }
+                if let Ok(m) = std::fs::metadata(&path) {
+                    if m.is_file() {
+                        now.insert(path, (m.len(), m.modified().ok()));
+                    }
+                }
+            }
+        }
+        let mut ready = Vec::new();
+        for (path, stamp) in &now {
+            if self.pending.get(path) == Some(stamp) {
+                ready.push(Split {
+                    path: path.clone(),
+                    start: 0,
+                    end: u64::MAX,
+                    gzip: path.extension().is_some_and(|e| e == "gz"),
+                });
+            }
+        }
+        for s in &ready {
+            self.read.insert(s.path.clone());
+            now.remove(&s.path);
+        }
+        self.pending = now.into_iter().collect();
+        Ok(ready)
+    }
+}
+
 /// A streaming job's text sink: each pane's lines go to a file of their
 /// own as the pane reaches the sink, written beside the prefix under a
 /// hidden name and renamed into place (committed) at once. Names are

@@ -492,7 +492,10 @@ impl DoFnExec for FormatLine {
 #[test]
 fn text_sinks_commit_one_file_per_window_and_pane() {
     let dir = tempfile::tempdir().unwrap();
-    let wf = WindowFn::Fixed { size: 10, offset: 0 };
+    let wf = WindowFn::Fixed {
+        size: 10,
+        offset: 0,
+    };
     let mut g = Graph::default();
     let src = g.add_pcollection("events");
     g.add_op(
@@ -506,7 +509,12 @@ fn text_sinks_commit_one_file_per_window_and_pane() {
         vec![src],
     );
     let windowed = g.add_pcollection("windowed");
-    g.add_op("Window", OpKind::AssignWindows(wf.clone()), vec![src], vec![windowed]);
+    g.add_op(
+        "Window",
+        OpKind::AssignWindows(wf.clone()),
+        vec![src],
+        vec![windowed],
+    );
     let grouped = g.add_pcollection("grouped");
     g.add_op(
         "Group",
@@ -573,4 +581,64 @@ fn text_sinks_commit_one_file_per_window_and_pane() {
         "an early pane of two, the on-time pane of window 0, window 10's on-time pane; no staging files left"
     );
     assert_eq!(result.outputs.len(), 3);
+}
+
+/// Collects every element's value as text.
+struct Collect(Arc<Mutex<Vec<String>>>);
+impl DoFnExec for Collect {
+    fn prepare(&self, _: Vec<(String, Batch)>) -> OpResult<()> {
+        Ok(())
+    }
+    fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
+        let mut seen = self.0.lock().unwrap();
+        for e in input.iter() {
+            seen.push(String::from_utf8_lossy(e.value).into_owned());
+        }
+        Ok(vec![])
+    }
+}
+
+/// A watched directory: files present at the start and files moved in
+/// while the job runs are each read once, and the job ends on drain.
+#[test]
+fn a_watched_directory_reads_each_new_file_once_until_drained() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a1\na2\n").unwrap();
+    let mut g = Graph::default();
+    let lines = g.add_pcollection("lines");
+    g.add_op(
+        "Watch",
+        OpKind::WatchText {
+            patterns: vec![dir.path().join("*.txt").display().to_string()],
+            poll_ms: 20,
+        },
+        vec![],
+        vec![lines],
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    g.add_op(
+        "Collect",
+        OpKind::ParDo {
+            exec: Arc::new(Collect(seen.clone())),
+            side_inputs: vec![],
+        },
+        vec![lines],
+        vec![],
+    );
+    let opts = EngineOptions::default();
+    let drain = opts.drain.clone();
+    let path = dir.path().to_path_buf();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        // Written elsewhere, then moved in whole.
+        std::fs::write(path.join("b.part"), "b1\n").unwrap();
+        std::fs::rename(path.join("b.part"), path.join("b.txt")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drain.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    run(&g, &opts).unwrap();
+    writer.join().unwrap();
+    let mut got = seen.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, ["a1", "a2", "b1"]);
 }

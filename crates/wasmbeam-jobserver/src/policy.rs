@@ -250,7 +250,7 @@ pub fn check_io_paths(tenant: &Tenant, pipeline: &Pipeline) -> Result<(), String
     for id in ids {
         let t = &c.transforms[id];
         let paths: Vec<String> = match decode(t, c) {
-            Verdict::Run(Step::ReadText { patterns }) => patterns,
+            Verdict::Run(Step::ReadText { patterns, .. }) => patterns,
             Verdict::Run(Step::WriteText { prefix, .. }) => vec![prefix],
             _ => continue,
         };

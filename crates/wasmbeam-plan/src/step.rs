@@ -47,6 +47,9 @@ pub enum Step {
     ReadText {
         /// File paths or glob patterns (never empty).
         patterns: Vec<String>,
+        /// Keep watching the patterns, polling every this many ms: an
+        /// unbounded read (the job runs as a stream).
+        watch_ms: Option<i64>,
     },
     /// wasmbeam's text writer.
     WriteText {
@@ -324,6 +327,7 @@ pub fn decode(t: &PTransform, c: &Components) -> Verdict {
             }
             Ok(p) => run(Step::ReadText {
                 patterns: p.patterns,
+                watch_ms: (p.watch_period_ms > 0).then_some(p.watch_period_ms),
             }),
             Err(e) => Verdict::Unsupported(format!("bad read_text payload: {e}")),
         },

@@ -45,7 +45,10 @@ impl Verdict {
                 Support::Native("unbounded generated sequence (runs the job as a stream)")
             }
             Step::GenerateSequence { .. } => Support::Native("generated sequence"),
-            Step::ReadText { .. } => Support::Native("read text files"),
+            Step::ReadText { watch_ms: None, .. } => Support::Native("read text files"),
+            Step::ReadText { .. } => {
+                Support::Native("watch text files (unbounded: runs the job as a stream)")
+            }
             Step::WriteText { .. } => Support::Native("write text files"),
             Step::Flatten => Support::Native("flatten"),
             Step::Reshuffle => Support::Native("reshuffle"),

@@ -177,6 +177,10 @@ pub fn is_streaming(pipeline: &Pipeline) -> bool {
             wasmbeam_plan::Verdict::Run(
                 wasmbeam_plan::Step::TestStream { .. }
                     | wasmbeam_plan::Step::GenerateSequence { stop: None, .. }
+                    | wasmbeam_plan::Step::ReadText {
+                        watch_ms: Some(_),
+                        ..
+                    }
             )
         )
     }) && view.unsupported().is_empty()

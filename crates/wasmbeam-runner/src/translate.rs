@@ -440,9 +440,13 @@ pub fn translate(
                     );
                 }
             }
-            Step::ReadText { patterns } => {
+            Step::ReadText { patterns, watch_ms } => {
                 let o = pc(&mut graph, &single_out("read_text")?);
-                graph.add_op(name, OpKind::ReadText { patterns }, vec![], vec![o]);
+                let kind = match watch_ms {
+                    Some(poll_ms) => OpKind::WatchText { patterns, poll_ms },
+                    None => OpKind::ReadText { patterns },
+                };
+                graph.add_op(name, kind, vec![], vec![o]);
             }
             Step::WriteText {
                 prefix,

@@ -509,7 +509,14 @@ pub fn parse(
             }
             "ReadFromText" => {
                 need_inputs(0)?;
-                known_keys(&["path"])?;
+                known_keys(&["path", "watch_secs"])?;
+                let watch_period_ms = match cfg.get("watch_secs") {
+                    None => 0,
+                    Some(v) => match v.as_f64() {
+                        Some(s) if s >= 0.001 => (s * 1000.0).round() as i64,
+                        _ => return Err(bad("config.watch_secs must be a number of seconds, at least 0.001".into())),
+                    },
+                };
                 let patterns: Vec<String> = match cfg.get("path") {
                     Some(serde_yaml::Value::String(s)) => vec![s.clone()],
                     Some(serde_yaml::Value::Sequence(v)) => v.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
@@ -517,7 +524,7 @@ pub fn parse(
                 };
                 let coder = b.coder("string_utf8").map_err(bad)?;
                 let o = b.new_pc(&format!("{name}.out"), coder, global_ws.clone());
-                let payload = ours::ReadTextPayload { patterns }.encode_to_vec();
+                let payload = ours::ReadTextPayload { patterns, watch_period_ms }.encode_to_vec();
                 b.add(&name, wasmbeam_urns::READ_TEXT, payload, vec![], vec![("out".into(), o.clone())], String::new());
                 b.outputs.insert(name.clone(), o);
             }

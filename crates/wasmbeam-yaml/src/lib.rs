@@ -27,10 +27,11 @@
 //!
 //! Types: `Impulse`, `ReadFromText`, `WriteToText`, `ParDo`, `CombinePerKey`,
 //! `GroupByKey`, `Flatten`, `WindowInto`, `Reshuffle`. `{{ name }}` is
-//! replaced by `--set name=value`. Inputs are transform names, or
-
-//! the YAML file; a directory is a guest source tree that the caller builds.
-//! See `docs/yaml.md` for every field.
+//! replaced by `--set name=value`. Inputs are transform names; `udf:` paths
+//! are relative to the YAML file, and a directory is a guest source tree
+//! that the caller builds.
+//! `ReadFromText` takes `path` (a file, glob or list) and, to keep watching
+//! it for new files (an unbounded read), `watch_secs`.
 
 #![warn(missing_docs)]
 

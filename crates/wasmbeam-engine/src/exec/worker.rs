@@ -364,7 +364,8 @@ pub(super) fn push(
             OpKind::Impulse
             | OpKind::ReadText { .. }
             | OpKind::TestStream(_)
-            | OpKind::GenerateSequence { .. } => {}
+            | OpKind::GenerateSequence { .. }
+            | OpKind::WatchText { .. } => {}
         }
     }
     Ok(())
