@@ -256,10 +256,14 @@ pub enum OpKind {
 /// One event of a [`OpKind::TestStream`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
-    /// Elements arrive (one bundle).
+    /// Elements arrive (one bundle) at the first output.
     Elements(Batch),
-    /// The source's watermark advances to this time (ms).
+    /// Elements arrive at output `.0` (of a TestStream with several).
+    ElementsTo(usize, Batch),
+    /// The watermark of every output advances to this time (ms).
     Watermark(i64),
+    /// The watermark of output `.0` advances to `.1` (ms).
+    WatermarkOf(usize, i64),
     /// Processing time advances by this much (ms).
     ProcessingTime(i64),
 }

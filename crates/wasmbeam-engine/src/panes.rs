@@ -120,10 +120,13 @@ impl Windowing {
     }
 
     /// The time at which `w` is garbage collected: the first watermark
-    /// past its max timestamp plus the allowed lateness.
+    /// past its max timestamp plus the allowed lateness, and never past the
+    /// end of the global window (so every window is collected once the
+    /// input ends).
     pub fn gc_time(&self, w: &Window) -> i64 {
         w.max_timestamp()
             .saturating_add(self.allowed_lateness.max(0))
+            .min(crate::window::GLOBAL_WINDOW_MAX_TIMESTAMP)
             .saturating_add(1)
     }
 }
@@ -194,6 +197,11 @@ struct WindowState<V> {
     dirty: bool,
     /// The end-of-window timer has not fired yet.
     end_pending: bool,
+    /// The end-of-window timer fired for this window (a window opened
+    /// after the watermark passed its end never gets an on-time pane).
+    had_end_of_window: bool,
+    /// Processing-time deadlines up to here were handed to the trigger.
+    processing_done: i64,
     /// The trigger finished: a tombstone until garbage collection.
     finished: bool,
 }
@@ -243,10 +251,11 @@ impl<V: Clone> PaneDriver<V> {
         self.windows
             .iter()
             .map(|(w, s)| {
+                let gc = self.windowing.gc_time(w);
                 if s.end_pending {
-                    w.end
+                    w.end.min(gc)
                 } else {
-                    self.windowing.gc_time(w)
+                    gc
                 }
             })
             .min()
@@ -258,7 +267,7 @@ impl<V: Clone> PaneDriver<V> {
         self.windows
             .values()
             .filter(|s| !s.finished)
-            .filter_map(|s| s.trigger.processing_deadline())
+            .filter_map(|s| s.trigger.processing_deadline_after(s.processing_done))
             .min()
     }
 
@@ -273,15 +282,17 @@ impl<V: Clone> PaneDriver<V> {
     ) {
         // Group by window, in order of arrival; drop what is expired.
         let mut groups: Vec<(Window, Vec<(V, i64)>)> = Vec::new();
+        let mut index: std::collections::HashMap<Window, usize> = Default::default();
         for (v, ts, w) in elements {
             if self.windowing.gc_time(&w) <= t.watermark {
                 self.dropped += 1;
                 continue;
             }
-            match groups.iter_mut().find(|(g, _)| *g == w) {
-                Some((_, vs)) => vs.push((v, ts)),
-                None => groups.push((w, vec![(v, ts)])),
-            }
+            let at = *index.entry(w).or_insert_with(|| {
+                groups.push((w, Vec::new()));
+                groups.len() - 1
+            });
+            groups[at].1.push((v, ts));
         }
         if groups.is_empty() {
             return;
@@ -315,6 +326,8 @@ impl<V: Clone> PaneDriver<V> {
             nonspeculative: 0,
             dirty: false,
             end_pending: t.watermark < w.end,
+            had_end_of_window: false,
+            processing_done: i64::MIN,
             finished: false,
         });
         if state.finished {
@@ -411,8 +424,27 @@ impl<V: Clone> PaneDriver<V> {
                 nonspeculative,
                 dirty: parts.iter().any(|(_, s)| s.dirty),
                 end_pending: t.watermark < result.end,
+                had_end_of_window: parts.iter().any(|(_, s)| s.had_end_of_window),
+                processing_done: parts
+                    .iter()
+                    .map(|(_, s)| s.processing_done)
+                    .min()
+                    .unwrap_or(i64::MIN),
                 finished: parts.iter().any(|(_, s)| s.finished),
             };
+            let mut merged = merged;
+            if merged.finished {
+                // Merged into a window whose trigger finished: what the
+                // other parts buffered can no longer fire.
+                self.dropped += parts
+                    .iter()
+                    .filter(|(_, s)| !s.finished)
+                    .map(|(_, s)| s.values.len() as u64)
+                    .sum::<u64>();
+                merged.values.clear();
+                merged.hold = None;
+                merged.dirty = false;
+            }
             self.windows.insert(result, merged);
         }
         move |w: &Window| {
@@ -433,14 +465,16 @@ impl<V: Clone> PaneDriver<V> {
             let due = self
                 .windows
                 .iter()
-                .map(|(w, s)| {
-                    if s.end_pending {
-                        (w.end, false, *w)
+                .filter_map(|(w, s)| {
+                    let gc = self.windowing.gc_time(w);
+                    if s.end_pending && w.end <= t.watermark && w.end <= gc {
+                        Some((w.end, false, *w))
+                    } else if gc <= t.watermark {
+                        Some((gc, true, *w))
                     } else {
-                        (self.windowing.gc_time(w), true, *w)
+                        None
                     }
                 })
-                .filter(|(time, _, _)| *time <= t.watermark)
                 .min();
             let Some((time, is_gc, w)) = due else { break };
             let at = Times {
@@ -453,6 +487,7 @@ impl<V: Clone> PaneDriver<V> {
                 let gc_now = self.windowing.gc_time(&w) <= time;
                 let state = self.windows.get_mut(&w).expect("a live window");
                 state.end_pending = false;
+                state.had_end_of_window = true;
                 if !state.finished
                     && self
                         .windowing
@@ -466,19 +501,22 @@ impl<V: Clone> PaneDriver<V> {
                 }
             }
         }
+        // Processing-time deadlines are one-shot: each is handed to the
+        // trigger once (a later element still sees it passed).
         let due: Vec<Window> = self
             .windows
             .iter()
             .filter(|(_, s)| {
                 !s.finished
                     && s.trigger
-                        .processing_deadline()
+                        .processing_deadline_after(s.processing_done)
                         .is_some_and(|d| d <= t.processing)
             })
             .map(|(w, _)| *w)
             .collect();
         for w in due {
-            let state = &self.windows[&w];
+            let state = self.windows.get_mut(&w).expect("a live window");
+            state.processing_done = state.processing_done.max(t.processing);
             if self.windowing.trigger.should_fire(&state.trigger, w.end, t) {
                 self.fire(w, t, false, out);
             }
@@ -492,7 +530,8 @@ impl<V: Clone> PaneDriver<V> {
             return;
         };
         if !state.finished && state.dirty {
-            self.emit(w, t, true, true, out);
+            let on_time = state.had_end_of_window;
+            self.emit(w, t, on_time, true, out);
         }
         self.windows.remove(&w);
     }
@@ -576,7 +615,7 @@ fn has_on_time_pane(t: &Trigger) -> bool {
             ts.iter().any(has_on_time_pane)
         }
         Trigger::Repeatedly(t) => has_on_time_pane(t),
-        Trigger::OrFinally { main, .. } => has_on_time_pane(main),
+        Trigger::OrFinally { main, finally } => has_on_time_pane(main) || has_on_time_pane(finally),
         _ => false,
     }
 }

@@ -66,10 +66,10 @@ pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
 enum OpState {
     /// Nothing (element-wise operations).
     None,
-    /// A source: its remaining events and watermark.
+    /// A source: its remaining events and the watermark of each output.
     Source {
         events: VecDeque<StreamEvent>,
-        watermark: i64,
+        watermarks: Vec<i64>,
     },
     /// Watched files: polled every `poll` ms.
     Watch {
@@ -105,6 +105,8 @@ enum OpState {
 }
 
 struct Streamer<'g> {
+    /// Where the next turn of the sources starts (index into `order`).
+    next_source: usize,
     /// Processing time follows the wall clock (no TestStream drives it).
     real_clock: bool,
     drained: bool,
@@ -146,7 +148,10 @@ impl<'g> Streamer<'g> {
                 side_pcs[*pc] = true;
             }
             for &pc in &op.outputs {
-                producer[pc] = Some(i);
+                let slot = producer
+                    .get_mut(pc)
+                    .ok_or_else(|| EngineError::Plan(format!("{}: unknown output", op.name)))?;
+                *slot = Some(i);
             }
         }
         let order = topological(g, &producer)?;
@@ -156,14 +161,14 @@ impl<'g> Streamer<'g> {
             let st = match &op.kind {
                 OpKind::TestStream(events) => OpState::Source {
                     events: events.iter().cloned().collect(),
-                    watermark: MIN_TIMESTAMP,
+                    watermarks: vec![MIN_TIMESTAMP; op.outputs.len()],
                 },
                 OpKind::Impulse => {
                     let mut b = Batch::default();
                     b.push_global(&[], MIN_TIMESTAMP);
                     OpState::Source {
                         events: VecDeque::from([StreamEvent::Elements(b)]),
-                        watermark: MIN_TIMESTAMP,
+                        watermarks: vec![MIN_TIMESTAMP; op.outputs.len()],
                     }
                 }
                 OpKind::ReadText { patterns } => {
@@ -178,7 +183,7 @@ impl<'g> Streamer<'g> {
                     }
                     OpState::Source {
                         events,
-                        watermark: MIN_TIMESTAMP,
+                        watermarks: vec![MIN_TIMESTAMP; op.outputs.len()],
                     }
                 }
                 OpKind::GenerateSequence {
@@ -228,6 +233,7 @@ impl<'g> Streamer<'g> {
             states.push(st);
         }
         Ok(Streamer {
+            next_source: 0,
             real_clock: !g
                 .ops
                 .iter()
@@ -343,7 +349,11 @@ impl<'g> Streamer<'g> {
                     watermark,
                 } => {
                     if stop.is_none_or(|s| *next < s) {
-                        note(started.saturating_add((next - start).saturating_mul(*period)));
+                        note(
+                            started.saturating_add(
+                                next.saturating_sub(*start).saturating_mul(*period),
+                            ),
+                        );
                     } else if *watermark < END_OF_TIME {
                         note(wall_ms());
                     }
@@ -552,9 +562,10 @@ impl<'g> Streamer<'g> {
 
     fn input_watermark(&self, op: usize) -> i64 {
         match &self.states[op] {
-            OpState::Source { watermark, .. }
-            | OpState::Generator { watermark, .. }
-            | OpState::Watch { watermark, .. } => *watermark,
+            OpState::Source { watermarks, .. } => {
+                watermarks.iter().copied().min().unwrap_or(END_OF_TIME)
+            }
+            OpState::Generator { watermark, .. } | OpState::Watch { watermark, .. } => *watermark,
             _ => self.g.ops[op]
                 .inputs
                 .iter()
@@ -618,6 +629,16 @@ impl<'g> Streamer<'g> {
                     let mut outs_all = Vec::new();
                     while let Some(outs) = run.fire(in_wm).map_err(|m| op_err(g, i, m))? {
                         outs_all.push(outs);
+                        if outs_all.len() >= MAX_TIMER_ROUNDS {
+                            return Err(op_err(
+                                g,
+                                i,
+                                format!("its timers kept firing at watermark {in_wm} for {MAX_TIMER_ROUNDS} rounds: a timer callback sets a timer at or before the current watermark"),
+                            ));
+                        }
+                        if self.opts.cancel.load(Ordering::Relaxed) {
+                            return Err(EngineError::Cancelled);
+                        }
                     }
                     for outs in outs_all {
                         for (k, b) in outs.into_iter().enumerate() {
@@ -639,7 +660,15 @@ impl<'g> Streamer<'g> {
                 .min();
             let out_wm = queued.map_or(out_wm, |q| q.min(out_wm));
             let out_wm = emitted.map_or(out_wm, |e| e.min(out_wm));
-            for &pc in &g.ops[i].outputs {
+            let per_output: Option<Vec<i64>> = match &self.states[i] {
+                OpState::Source { watermarks, .. } => Some(watermarks.clone()),
+                _ => None,
+            };
+            for (k, &pc) in g.ops[i].outputs.iter().enumerate() {
+                let out_wm = per_output
+                    .as_ref()
+                    .and_then(|w| w.get(k).copied())
+                    .unwrap_or(out_wm);
                 if out_wm > self.watermarks[pc] {
                     self.watermarks[pc] = out_wm;
                     moved = true;
@@ -652,56 +681,83 @@ impl<'g> Streamer<'g> {
         Ok(moved)
     }
 
-    /// The next source event; false when no source has one now.
+    /// The next source event; false when no source has one now. Sources
+    /// take turns, so a busy one does not starve the others.
     fn advance_source(&mut self) -> Result<bool, EngineError> {
-        for idx in 0..self.order.len() {
+        let n = self.order.len();
+        for step in 0..n {
+            let idx = (self.next_source + step) % n;
             let i = self.order[idx];
-            if let OpState::Watch { .. } = self.states[i] {
-                if let Some(batches) = self.watch(i)? {
+            if self.step_source(i)? {
+                self.next_source = (idx + 1) % n.max(1);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// One step of source `i`; false when it has nothing to do now.
+    fn step_source(&mut self, i: usize) -> Result<bool, EngineError> {
+        if let OpState::Watch { .. } = self.states[i] {
+            return Ok(match self.watch(i)? {
+                Some(batches) => {
                     let out = self.g.ops[i].outputs[0];
                     for b in batches {
                         self.emit(out, b);
                     }
-                    return Ok(true);
+                    true
                 }
-                continue;
-            }
-            if let OpState::Generator { .. } = self.states[i] {
-                if let Some(b) = self.generate(i) {
-                    let out = self.g.ops[i].outputs[0];
-                    self.emit(out, b);
-                    return Ok(true);
-                }
-                continue;
-            }
-            let OpState::Source { events, watermark } = &mut self.states[i] else {
-                continue;
-            };
-            let Some(event) = events.pop_front() else {
-                if *watermark < END_OF_TIME {
-                    *watermark = END_OF_TIME;
-                    return Ok(true);
-                }
-                continue;
-            };
-            match event {
-                StreamEvent::Elements(b) => {
-                    let out = self.g.ops[i].outputs[0];
-                    self.emit(out, b);
-                }
-                StreamEvent::Watermark(t) => {
-                    if t > *watermark {
-                        *watermark = t;
-                    }
-                }
-                StreamEvent::ProcessingTime(d) => {
-                    self.clock = self.clock.saturating_add(d.max(0));
-                    self.fire_processing_time()?;
-                }
-            }
-            return Ok(true);
+                None => false,
+            });
         }
-        Ok(false)
+        if let OpState::Generator { .. } = self.states[i] {
+            return Ok(match self.generate(i) {
+                Some(b) => {
+                    let out = self.g.ops[i].outputs[0];
+                    self.emit(out, b);
+                    true
+                }
+                None => false,
+            });
+        }
+        let OpState::Source { events, watermarks } = &mut self.states[i] else {
+            return Ok(false);
+        };
+        let Some(event) = events.pop_front() else {
+            if watermarks.iter().any(|w| *w < END_OF_TIME) {
+                watermarks.iter_mut().for_each(|w| *w = END_OF_TIME);
+                return Ok(true);
+            }
+            return Ok(false);
+        };
+        let raise = |w: &mut i64, t: i64| *w = (*w).max(t);
+        match event {
+            StreamEvent::Elements(b) => {
+                let out = self.g.ops[i].outputs[0];
+                self.emit(out, b);
+            }
+            StreamEvent::ElementsTo(k, b) => {
+                let out = *self.g.ops[i].outputs.get(k).ok_or_else(|| {
+                    op_err(
+                        self.g,
+                        i,
+                        format!("a TestStream event names output {k}, which it does not have"),
+                    )
+                })?;
+                self.emit(out, b);
+            }
+            StreamEvent::Watermark(t) => watermarks.iter_mut().for_each(|w| raise(w, t)),
+            StreamEvent::WatermarkOf(k, t) => {
+                if let Some(w) = watermarks.get_mut(k) {
+                    raise(w, t);
+                }
+            }
+            StreamEvent::ProcessingTime(d) => {
+                self.clock = self.clock.saturating_add(d.max(0));
+                self.fire_processing_time()?;
+            }
+        }
+        Ok(true)
     }
 
     /// Fire processing-time triggers due at the clock.
@@ -800,7 +856,8 @@ impl Streamer<'_> {
         else {
             return None;
         };
-        let due_at = |k: i64| started.saturating_add((k - *start).saturating_mul(*period));
+        let due_at =
+            |k: i64| started.saturating_add(k.saturating_sub(*start).saturating_mul(*period));
         let mut b = Batch::default();
         let mut buf = Vec::with_capacity(10);
         while stop.is_none_or(|s| *next < s)
@@ -815,7 +872,14 @@ impl Streamer<'_> {
                 [Window::GLOBAL],
                 crate::batch::PANE_NO_FIRING,
             );
-            *next += 1;
+            match next.checked_add(1) {
+                Some(n) => *next = n,
+                // The end of i64: the sequence stops here.
+                None => {
+                    *stop = Some(*next);
+                    break;
+                }
+            }
         }
         let new_wm = if stop.is_none_or(|s| *next < s) {
             due_at(*next)
@@ -833,6 +897,9 @@ impl Streamer<'_> {
         Some(b)
     }
 }
+
+/// How many rounds of timers a stateful ParDo may fire at one watermark.
+const MAX_TIMER_ROUNDS: usize = 100_000;
 
 /// The most elements a generator puts in one bundle.
 const GENERATED_PER_BUNDLE: usize = 8192;

@@ -302,6 +302,10 @@ impl Trigger {
                 }
                 _ if t.watermark >= window_end => {
                     s.late = true;
+                    // The early firings are over (their deadlines too).
+                    if let Some(e) = early {
+                        e.reset(&mut s.children[0]);
+                    }
                     late.is_none()
                 }
                 _ => {
@@ -406,6 +410,19 @@ impl TriggerState {
             .iter()
             .filter_map(TriggerState::processing_deadline)
             .chain(self.deadline)
+            .min()
+    }
+
+    /// The earliest processing-time deadline after `after` that can still
+    /// make the trigger fire (deadlines up to `after` were handed over).
+    pub fn processing_deadline_after(&self, after: i64) -> Option<i64> {
+        if self.finished {
+            return None;
+        }
+        self.children
+            .iter()
+            .filter_map(|c| c.processing_deadline_after(after))
+            .chain(self.deadline.filter(|&d| d > after))
             .min()
     }
 

@@ -642,3 +642,68 @@ fn a_watched_directory_reads_each_new_file_once_until_drained() {
     got.sort();
     assert_eq!(got, ["a1", "a2", "b1"]);
 }
+
+/// A TestStream with two outputs keeps one event order: each output gets
+/// its own elements, and a watermark for one output fires only its windows.
+#[test]
+fn a_test_stream_with_two_outputs_routes_elements_and_watermarks() {
+    let wf = WindowFn::Fixed {
+        size: 10,
+        offset: 0,
+    };
+    let mut g = Graph::default();
+    let (a, b) = (g.add_pcollection("a"), g.add_pcollection("b"));
+    let one = |k: &str, v: &str, ts: i64| {
+        let mut x = Batch::default();
+        x.push_global(format!("{k}\0{v}").as_bytes(), ts);
+        x
+    };
+    g.add_op(
+        "Events",
+        OpKind::TestStream(vec![
+            StreamEvent::ElementsTo(0, one("a", "1", 1)),
+            StreamEvent::ElementsTo(1, one("b", "2", 2)),
+            StreamEvent::WatermarkOf(0, 100),
+        ]),
+        vec![],
+        vec![a, b],
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    for (n, input) in [(0, a), (1, b)] {
+        let windowed = g.add_pcollection(format!("w{n}"));
+        g.add_op(
+            format!("Window{n}"),
+            OpKind::AssignWindows(wf.clone()),
+            vec![input],
+            vec![windowed],
+        );
+        let grouped = g.add_pcollection(format!("g{n}"));
+        g.add_op(
+            format!("Group{n}"),
+            OpKind::GroupByKey {
+                codec: Arc::new(NulCodec),
+                window_fn: wf.clone(),
+                combine: None,
+                triggering: Triggering::default(),
+            },
+            vec![windowed],
+            vec![grouped],
+        );
+        g.add_op(
+            format!("Record{n}"),
+            OpKind::ParDo {
+                exec: Arc::new(Record(seen.clone())),
+                side_inputs: vec![],
+            },
+            vec![grouped],
+            vec![],
+        );
+    }
+    run(&g, &EngineOptions::default()).unwrap();
+    let keys: Vec<String> = seen.lock().unwrap().iter().map(|s| s.key.clone()).collect();
+    assert_eq!(
+        keys,
+        ["a", "b"],
+        "a fires at its own watermark, b when the stream ends"
+    );
+}

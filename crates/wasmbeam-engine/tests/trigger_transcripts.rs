@@ -451,3 +451,171 @@ fn garbage_collection_fires_what_a_count_trigger_left() {
     assert!(out[0].info.is_last);
     assert!(d.is_empty() && d.hold().is_none());
 }
+
+/// A global window with a lateness of days is still collected when the
+/// input ends (its garbage-collection time is capped at the end of the
+/// global window), so what a Never trigger buffered comes out.
+#[test]
+fn garbage_collection_is_capped_at_the_end_of_the_global_window() {
+    let windowing = Windowing {
+        window_fn: WindowFn::Global,
+        trigger: Trigger::Never,
+        accumulating: false,
+        allowed_lateness: 2 * 86_400_000,
+        timestamp_combiner: TimestampCombiner::EndOfWindow,
+    };
+    let mut d: PaneDriver<i64> = PaneDriver::new(windowing);
+    let mut out = Vec::new();
+    d.add(
+        [(1, 1, Window::GLOBAL)],
+        Times {
+            watermark: 0,
+            processing: 0,
+        },
+        &mut out,
+    );
+    assert!(out.is_empty());
+    let end = wasmbeam_engine::window::MAX_TIMESTAMP;
+    d.advance(
+        Times {
+            watermark: end,
+            processing: 0,
+        },
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].values, vec![1]);
+    assert!(out[0].info.is_last);
+    assert!(d.is_empty());
+}
+
+/// Processing-time deadlines are handed over once: once the on-time pane
+/// ends the early firings, no deadline is left to wake the driver.
+#[test]
+fn processing_time_deadlines_do_not_outlive_their_firings() {
+    let windowing = Windowing {
+        window_fn: WindowFn::Fixed {
+            size: 10,
+            offset: 0,
+        },
+        trigger: Trigger::AfterWatermark {
+            early: Some(Box::new(Trigger::AfterProcessingTime(vec![
+                TimeTransform::Delay(60_000),
+            ]))),
+            late: Some(Box::new(Trigger::AfterCount(1))),
+        },
+        accumulating: true,
+        allowed_lateness: 1_000_000,
+        timestamp_combiner: TimestampCombiner::EndOfWindow,
+    };
+    let mut d: PaneDriver<i64> = PaneDriver::new(windowing);
+    let w = Window { start: 0, end: 10 };
+    let mut out = Vec::new();
+    d.add(
+        [(1, 1, w)],
+        Times {
+            watermark: 0,
+            processing: 0,
+        },
+        &mut out,
+    );
+    assert_eq!(d.next_processing_timer(), Some(60_000));
+    d.advance(
+        Times {
+            watermark: 20,
+            processing: 1,
+        },
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "the on-time pane");
+    assert_eq!(
+        d.next_processing_timer(),
+        None,
+        "the early deadline went with the early phase"
+    );
+
+    // A deadline that passes without a firing is handed over once.
+    let windowing = Windowing {
+        window_fn: WindowFn::Global,
+        trigger: Trigger::Repeatedly(Box::new(Trigger::AfterAll(vec![
+            Trigger::AfterProcessingTime(vec![TimeTransform::Delay(1_000)]),
+            Trigger::AfterCount(2),
+        ]))),
+        accumulating: false,
+        allowed_lateness: 0,
+        timestamp_combiner: TimestampCombiner::EndOfWindow,
+    };
+    let mut d: PaneDriver<i64> = PaneDriver::new(windowing);
+    let mut out = Vec::new();
+    d.add(
+        [(1, 1, Window::GLOBAL)],
+        Times {
+            watermark: 0,
+            processing: 0,
+        },
+        &mut out,
+    );
+    d.advance(
+        Times {
+            watermark: 0,
+            processing: 1_000,
+        },
+        &mut out,
+    );
+    assert!(out.is_empty(), "one element is not two");
+    assert_eq!(
+        d.next_processing_timer(),
+        None,
+        "the passed deadline is not due again"
+    );
+    d.add(
+        [(2, 2, Window::GLOBAL)],
+        Times {
+            watermark: 0,
+            processing: 1_500,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out.len(),
+        1,
+        "the second element finds the deadline passed and fires"
+    );
+}
+
+/// A window opened after the watermark passed its end gets no on-time
+/// pane: what garbage collection emits for it is late.
+#[test]
+fn a_window_opened_late_fires_late_at_garbage_collection() {
+    let windowing = Windowing {
+        window_fn: WindowFn::Fixed {
+            size: 10,
+            offset: 0,
+        },
+        trigger: Trigger::Repeatedly(Box::new(Trigger::AfterCount(5))),
+        accumulating: false,
+        allowed_lateness: 100,
+        timestamp_combiner: TimestampCombiner::EndOfWindow,
+    };
+    let mut d: PaneDriver<i64> = PaneDriver::new(windowing);
+    let w = Window { start: 0, end: 10 };
+    let mut out = Vec::new();
+    d.add(
+        [(1, 1, w)],
+        Times {
+            watermark: 50,
+            processing: 0,
+        },
+        &mut out,
+    );
+    d.advance(
+        Times {
+            watermark: 200,
+            processing: 0,
+        },
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].info.timing, Timing::Late);
+    assert!(out[0].info.is_last);
+}

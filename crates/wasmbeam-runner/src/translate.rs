@@ -116,34 +116,45 @@ fn trigger(t: &wasmbeam_plan::triggering::Trigger) -> wasmbeam_engine::trigger::
     }
 }
 
-/// A TestStream's events for the engine, to output `tag` (`""` is the only
-/// output of a single-output TestStream).
+/// A TestStream's events for the engine, routed to its outputs: `tags`
+/// lists the output tags in output order (a single-output TestStream takes
+/// every event, whatever its tag). `None` names a tag it does not have.
 fn stream_events(
     events: &[wasmbeam_plan::TestStreamEvent],
-    tag: &str,
-    single: bool,
-) -> Vec<wasmbeam_engine::StreamEvent> {
+    tags: &[&str],
+) -> Result<Vec<wasmbeam_engine::StreamEvent>, String> {
     use wasmbeam_engine::StreamEvent;
     use wasmbeam_plan::TestStreamEvent as E;
-    let mine = |t: &str| single || t == tag;
+    let output = |tag: &str| -> Result<usize, String> {
+        if tags.len() == 1 {
+            return Ok(0);
+        }
+        tags.iter()
+            .position(|t| *t == tag)
+            .ok_or_else(|| format!("a TestStream event is for output {tag:?}, which the transform does not have (it has {tags:?})"))
+    };
     events
         .iter()
-        .filter_map(|e| match e {
-            E::Elements { tag, elements } if mine(tag) => {
-                let mut b = wasmbeam_engine::Batch::default();
-                for (v, ts) in elements {
-                    b.push(
-                        v,
-                        *ts,
-                        [wasmbeam_engine::Window::GLOBAL],
-                        wasmbeam_engine::PANE_NO_FIRING,
-                    );
+        .map(|e| {
+            Ok(match e {
+                E::Elements { tag, elements } => {
+                    let mut b = wasmbeam_engine::Batch::default();
+                    for (v, ts) in elements {
+                        b.push(
+                            v,
+                            *ts,
+                            [wasmbeam_engine::Window::GLOBAL],
+                            wasmbeam_engine::PANE_NO_FIRING,
+                        );
+                    }
+                    StreamEvent::ElementsTo(output(tag)?, b)
                 }
-                Some(StreamEvent::Elements(b))
-            }
-            E::Watermark { tag, to } if mine(tag) => Some(StreamEvent::Watermark(*to)),
-            E::ProcessingTime(d) => Some(StreamEvent::ProcessingTime(*d)),
-            _ => None,
+                E::Watermark { tag, to } if tags.len() == 1 || tag.is_empty() => {
+                    StreamEvent::Watermark(*to)
+                }
+                E::Watermark { tag, to } => StreamEvent::WatermarkOf(output(tag)?, *to),
+                E::ProcessingTime(d) => StreamEvent::ProcessingTime(*d),
+            })
         })
         .collect()
 }
@@ -428,17 +439,12 @@ pub fn translate(
                 );
             }
             Step::TestStream { events } => {
-                // One engine source per output tag, each with its events.
-                let single = outputs.len() == 1;
-                for (tag, out) in &outputs {
-                    let o = pc(&mut graph, out);
-                    graph.add_op(
-                        format!("{name}/{tag}"),
-                        OpKind::TestStream(stream_events(&events, tag, single)),
-                        vec![],
-                        vec![o],
-                    );
-                }
+                // One engine source with an output per tag, so events keep
+                // their order across tags and processing time moves once.
+                let tags: Vec<&str> = outputs.iter().map(|(tag, _)| tag.as_str()).collect();
+                let events = stream_events(&events, &tags).map_err(|e| err(id, t, e))?;
+                let outs: Vec<PcId> = outputs.iter().map(|(_, p)| pc(&mut graph, p)).collect();
+                graph.add_op(name, OpKind::TestStream(events), vec![], outs);
             }
             Step::ReadText { patterns, watch_ms } => {
                 let o = pc(&mut graph, &single_out("read_text")?);
