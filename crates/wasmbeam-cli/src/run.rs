@@ -84,7 +84,10 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     // on stderr is its cause.
     crate::logs::hold();
     let cancel = opts.cancel.clone();
-    install_ctrl_c(cancel.clone());
+    // A stream is drained by its first Ctrl-C (pending windows fire, output
+    // commits) and cancelled by a second one; a batch job is cancelled.
+    let drain = wasmbeam_runner::is_streaming(&pipeline).then(|| opts.drain.clone());
+    install_ctrl_c(cancel.clone(), drain);
     let started = Instant::now();
     let progress = opts.progress.clone();
     let done = Arc::new(AtomicBool::new(false));
@@ -138,27 +141,44 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     }
 }
 
-fn install_ctrl_c(cancel: Arc<AtomicBool>) {
-    // A second thread polls a flag set by the signal handler; no extra crate.
-    static SIGNALLED: AtomicBool = AtomicBool::new(false);
+fn install_ctrl_c(cancel: Arc<AtomicBool>, drain: Option<Arc<AtomicBool>>) {
+    // A second thread polls a counter set by the signal handler; no extra crate.
+    static SIGNALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     extern "C" fn on_signal(_: i32) {
-        SIGNALLED.store(true, Ordering::SeqCst);
+        SIGNALS.fetch_add(1, Ordering::SeqCst);
     }
     unsafe extern "C" {
         fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
     }
-    // SAFETY: installing an async-signal-safe handler that only stores an atomic.
+    // SAFETY: installing an async-signal-safe handler that only updates an atomic.
     unsafe {
         signal(2, on_signal); // SIGINT
         signal(15, on_signal); // SIGTERM
     }
-    std::thread::spawn(move || loop {
-        if SIGNALLED.load(Ordering::SeqCst) {
-            eprintln!("wasmbeam: cancelling (outputs will not be committed)");
-            cancel.store(true, Ordering::SeqCst);
-            return;
+    std::thread::spawn(move || {
+        let mut draining = false;
+        loop {
+            let n = SIGNALS.load(Ordering::SeqCst);
+            match (&drain, n) {
+                (Some(d), 1) if !draining => {
+                    eprintln!("wasmbeam: draining: sources stop, pending windows fire and commit (signal again to cancel)");
+                    d.store(true, Ordering::SeqCst);
+                    draining = true;
+                }
+                (Some(_), n) if n >= 2 => {
+                    eprintln!("wasmbeam: cancelling (panes not yet committed are lost)");
+                    cancel.store(true, Ordering::SeqCst);
+                    return;
+                }
+                (None, n) if n >= 1 => {
+                    eprintln!("wasmbeam: cancelling (outputs will not be committed)");
+                    cancel.store(true, Ordering::SeqCst);
+                    return;
+                }
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
     });
 }
 

@@ -451,3 +451,78 @@ fn sigterm_stops_a_sleeping_udf_within_seconds_and_commits_nothing() {
     assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
     assert_nothing_left(&out);
 }
+
+/// `wasmbeam run` on a stream (a watched directory): files moved in while
+/// it runs are written out as they arrive, and the first SIGINT drains it
+/// (it ends with success, everything read committed).
+#[test]
+fn a_streaming_run_writes_as_files_arrive_and_drains_on_sigint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("first.txt"), "alpha\nbeta\n").unwrap();
+    let out = tmp.path().join("out/lines");
+    let yaml = tmp.path().join("watch.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "pipeline:\n  transforms:\n    - type: ReadFromText\n      name: Watch\n      config:\n        path: \"{}/*.txt\"\n        watch_secs: 0.05\n    - type: WriteToText\n      name: Write\n      input: Watch\n      config:\n        path: \"{}\"\n",
+            inbox.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbeam"))
+        .arg("run")
+        .arg(&yaml)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let written = |min: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let mut lines: Vec<String> = std::fs::read_dir(tmp.path().join("out"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .flat_map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .lines()
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            lines.sort();
+            if lines.len() >= min || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    assert_eq!(
+        written(2),
+        ["alpha", "beta"],
+        "the first file is out while the job runs"
+    );
+    std::fs::write(inbox.join("second.part"), "gamma\n").unwrap();
+    std::fs::rename(inbox.join("second.part"), inbox.join("second.txt")).unwrap();
+    assert_eq!(written(3), ["alpha", "beta", "gamma"]);
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("draining"), "{err}");
+    assert_eq!(
+        written(3),
+        ["alpha", "beta", "gamma"],
+        "nothing lost or doubled"
+    );
+}
