@@ -155,6 +155,26 @@ impl<'g> Streamer<'g> {
             }
         }
         let order = topological(g, &producer)?;
+        // Side inputs are read whole, once complete: one fed by an
+        // unbounded source would hold its ParDo's main input forever.
+        let mut unbounded = vec![false; n];
+        for &i in &order {
+            let op = &g.ops[i];
+            let from_stream = match &op.kind {
+                OpKind::GenerateSequence { stop, .. } => stop.is_none(),
+                OpKind::WatchText { .. } => true,
+                _ => op.inputs.iter().any(|&pc| unbounded[pc]),
+            };
+            for &pc in &op.outputs {
+                unbounded[pc] |= from_stream;
+            }
+            if let Some((tag, pc)) = op.kind.side_inputs().iter().find(|(_, pc)| unbounded[*pc]) {
+                return Err(EngineError::Plan(format!(
+                    "{}: its side input {tag:?} ({}) comes from an unbounded source; side inputs that never complete are not supported yet (read the side input from a bounded source)",
+                    op.name, g.pcollections[*pc].name
+                )));
+            }
+        }
         let mut sinks = BTreeMap::new();
         let mut states = Vec::with_capacity(g.ops.len());
         for (i, op) in g.ops.iter().enumerate() {
@@ -263,8 +283,9 @@ impl<'g> Streamer<'g> {
                 self.drain_sources();
             }
             if self.real_clock {
+                // Processing-time triggers are looked at every 10 ms at most.
                 let now = wall_ms();
-                if now > self.clock {
+                if now >= self.clock.saturating_add(PROCESSING_TIME_STEP_MS) {
                     self.clock = now;
                     self.fire_processing_time()?;
                 }
@@ -897,6 +918,10 @@ impl Streamer<'_> {
         Some(b)
     }
 }
+
+/// How often, at most, the real clock's processing-time triggers are
+/// looked at (ms).
+const PROCESSING_TIME_STEP_MS: i64 = 10;
 
 /// How many rounds of timers a stateful ParDo may fire at one watermark.
 const MAX_TIMER_ROUNDS: usize = 100_000;

@@ -707,3 +707,44 @@ fn a_test_stream_with_two_outputs_routes_elements_and_watermarks() {
         "a fires at its own watermark, b when the stream ends"
     );
 }
+
+/// A side input fed by an unbounded source would never complete: the job
+/// is refused at once, naming the ParDo and its side input.
+#[test]
+fn a_side_input_from_an_unbounded_source_is_refused_by_name() {
+    let mut g = Graph::default();
+    let seq = g.add_pcollection("ticks");
+    g.add_op(
+        "Ticks",
+        OpKind::GenerateSequence {
+            start: 0,
+            stop: None,
+            period_ms: 10,
+        },
+        vec![],
+        vec![seq],
+    );
+    let main = g.add_pcollection("main");
+    let mut b = Batch::default();
+    b.push_global(b"x", 0);
+    g.add_op(
+        "Main",
+        OpKind::TestStream(vec![StreamEvent::Elements(b)]),
+        vec![],
+        vec![main],
+    );
+    g.add_op(
+        "Join",
+        OpKind::ParDo {
+            exec: Arc::new(Collect(Default::default())),
+            side_inputs: vec![("ticks".into(), seq)],
+        },
+        vec![main],
+        vec![],
+    );
+    let err = run(&g, &EngineOptions::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("Join") && err.contains("\"ticks\"") && err.contains("unbounded"),
+        "{err}"
+    );
+}
