@@ -4,6 +4,8 @@ grouped per window, each pane recorded by a Python DoFn (LOOPBACK). After
 about 1.5 s the job is drained with `wasmbeam drain JOB --wait`; it must
 end DRAINED, with every generated integer in exactly one fired window,
 none lost or doubled, and every window's pane the on-time, last one.
+A second run of the stream is then cancelled with `wasmbeam cancel JOB
+--wait`, and must end CANCELLED.
 
 usage: drain_stream.py ENDPOINT WASMBEAM_BIN      prints OK
 """
@@ -92,6 +94,23 @@ def main():
         sys.exit("a window fired twice: %s" % panes)
     if not all(pane["last"] and pane["timing"] == 1 for pane in panes):
         sys.exit("every pane should be the on-time, last one: %s" % panes)
+    # Cancel stays immediate: a second run of the same stream, cancelled
+    # with `wasmbeam cancel JOB --wait`, ends CANCELLED.
+    p = beam.Pipeline(options=options)
+    _ = (p
+         | wasmbeam.GenerateSequence(start=0, period_secs=0.02)
+         | beam.Map(lambda x: ("k", x)).with_output_types(beam.typehints.KV[str, int])
+         | beam.WindowInto(window.FixedWindows(0.2))
+         | beam.GroupByKey()
+         | beam.ParDo(Record(path + ".cancelled")))
+    second = p.run()
+    time.sleep(1.0)
+    out = subprocess.run([binary, "cancel", second._job_id, "--endpoint", endpoint, "--wait"],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0 or "CANCELLED" not in out.stdout:
+        sys.exit("wasmbeam cancel failed: %s %s" % (out.stdout, out.stderr))
+    if second.state != PipelineState.CANCELLED:
+        sys.exit("the cancelled job is %s, not CANCELLED" % second.state)
     print("OK %d elements in %d windows" % (len(values), len(panes)))
 
 
