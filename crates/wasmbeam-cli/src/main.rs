@@ -9,7 +9,8 @@
 //! * `wasmbeam convert FILE --to json|text|binary [-o OUT]` — re-encode a
 //!   pipeline in another of the three formats.
 //! * `wasmbeam run PIPELINE [--workers N] [--set name=value ...]` — run a
-//!   YAML pipeline or a Beam `Pipeline` proto in batch mode.
+//!   YAML pipeline or a Beam `Pipeline` proto (a stream, when it has an
+//!   unbounded source, runs until its first SIGINT drains it).
 //! * `wasmbeam serve [--host H] [--port P] [--config FILE]` — serve Beam's
 //!   Job API and artifact staging, so `PortableRunner` can submit to wasmbeam.
 //! * `wasmbeam build DIR [-o OUT]` — build a guest UDF source tree into a

@@ -1,6 +1,7 @@
 //! # wasmbeam-engine
 //!
-//! wasmbeam's batch execution engine. It knows elements, windows, bundles,
+//! wasmbeam's execution engine, batch and streaming. It knows elements,
+//! windows, triggers, watermarks, bundles,
 //! shuffles and files; it does not know Beam's protos, coders or
 //! WebAssembly. The runner translates a Beam pipeline into a [`graph::Graph`]
 //! whose user functions and key handling arrive through the

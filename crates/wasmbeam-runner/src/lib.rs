@@ -1,6 +1,8 @@
 //! # wasmbeam-runner
 //!
-//! Runs a Beam `Pipeline` proto in batch mode: validates it, translates it
+//! Runs a Beam `Pipeline` proto (in batch, or as a stream when it has a
+//! TestStream or an unbounded source; [`is_streaming`]): validates it,
+//! translates it
 //! into the engine's graph (WASM DoFns and CombineFns become engine
 //! operations backed by `wasmbeam-wasm-host` pools; DoFns and CombineFn
 //! phases of SDK environments become engine operations that send each
