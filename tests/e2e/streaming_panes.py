@@ -157,14 +157,25 @@ def bag_timer(p):
 CASES = {f.__name__: f for f in (early_late, discarding, sessions, bag_timer)}
 
 
+# Elements each case drops as late (past its allowed lateness).
+DROPPED = {"early_late": 1}
+
+
 def run(case, args, path):
+    """The case's panes, and the late elements the runner says it dropped."""
     options = PipelineOptions(args + ["--streaming"])
-    with beam.Pipeline(options=options) as p:
-        _ = CASES[case](p) | beam.ParDo(Record(path))
+    p = beam.Pipeline(options=options)
+    _ = CASES[case](p) | beam.ParDo(Record(path))
+    result = p.run()
+    result.wait_until_finish()
+    from apache_beam.metrics.metric import MetricsFilter
+    counters = result.metrics().query(
+        MetricsFilter().with_name("droppedDueToLateness"))["counters"]
+    dropped = sum(c.committed or 0 for c in counters)
     if not os.path.exists(path):
-        return []
+        return [], dropped
     with open(path) as f:
-        return sorted(f.read().splitlines())
+        return sorted(f.read().splitlines()), dropped
 
 
 def main():
@@ -173,16 +184,20 @@ def main():
     bad = []
     with tempfile.TemporaryDirectory() as d:
         for case in cases:
-            got = run(case, ["--runner=PortableRunner", "--job_endpoint=" + endpoint,
-                             "--environment_type=LOOPBACK"], os.path.join(d, case + ".runner"))
-            want = run(case, ["--runner=DirectRunner"], os.path.join(d, case + ".direct"))
+            got, dropped = run(case, ["--runner=PortableRunner", "--job_endpoint=" + endpoint,
+                                      "--environment_type=LOOPBACK"],
+                               os.path.join(d, case + ".runner"))
+            want, _ = run(case, ["--runner=DirectRunner"], os.path.join(d, case + ".direct"))
+            if dropped != DROPPED.get(case, 0):
+                bad.append("%s: the runner reports %d elements dropped as late, not %d" % (
+                    case, dropped, DROPPED.get(case, 0)))
             if not want:
                 bad.append("%s: the DirectRunner produced nothing" % case)
             elif got != want:
                 bad.append("%s:\n  runner:       %s\n  DirectRunner: %s" % (
                     case, "\n                ".join(got), "\n                ".join(want)))
             else:
-                print("%s: %d panes match" % (case, len(got)))
+                print("%s: %d panes match, %d late elements dropped" % (case, len(got), dropped))
     if bad:
         print("\n".join(bad))
         sys.exit(1)

@@ -52,13 +52,29 @@ pub const END_OF_TIME: i64 = MAX_TIMESTAMP;
 pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
     let mut s = Streamer::new(g, opts)?;
     let result = s.run_to_end();
-    let Streamer { sinks, counts, .. } = s;
+    let Streamer {
+        sinks,
+        counts,
+        states,
+        ..
+    } = s;
     result?;
+    let dropped = states
+        .iter()
+        .enumerate()
+        .filter_map(|(i, st)| match st {
+            OpState::Group { dropped, .. } if *dropped > 0 => {
+                Some((g.ops[i].name.clone(), *dropped))
+            }
+            _ => None,
+        })
+        .collect();
     Ok(JobResult {
         outputs: sinks.into_values().flat_map(PaneText::finish).collect(),
         element_counts: counts,
         spilled_bytes: 0,
         stages: g.ops.len(),
+        dropped,
     })
 }
 
@@ -96,6 +112,9 @@ enum OpState {
         windowing: Windowing,
         drivers: HashMap<Vec<u8>, PaneDriver<Vec<u8>>>,
         input_watermark: i64,
+        /// Elements dropped: late past the allowed lateness, or for a
+        /// window whose trigger had finished.
+        dropped: u64,
     },
     /// A stateful ParDo: one keyed run for all keys.
     Keyed {
@@ -237,6 +256,7 @@ impl<'g> Streamer<'g> {
                         windowing,
                         drivers: HashMap::new(),
                         input_watermark: MIN_TIMESTAMP,
+                        dropped: 0,
                     }
                 }
                 OpKind::StatefulParDo { .. } => OpState::Keyed {
@@ -506,7 +526,10 @@ impl<'g> Streamer<'g> {
             }
             OpKind::GroupByKey { codec, combine, .. } => {
                 let OpState::Group {
-                    drivers, windowing, ..
+                    drivers,
+                    windowing,
+                    dropped,
+                    ..
                 } = &mut self.states[i]
                 else {
                     unreachable!("a GroupByKey has group state")
@@ -531,7 +554,9 @@ impl<'g> Streamer<'g> {
                         .entry(k.clone())
                         .or_insert_with(|| PaneDriver::new(windowing.clone()));
                     let mut panes = Vec::new();
+                    let before = driver.dropped();
                     driver.add(elements, t, &mut panes);
+                    *dropped += driver.dropped() - before;
                     fired.extend(panes.into_iter().map(|p| (k.clone(), p)));
                 }
                 let out = encode_panes(g, i, codec.as_ref(), combine.as_deref(), fired)?;

@@ -206,6 +206,11 @@ pub struct RunSummary {
     pub stages: usize,
 }
 
+/// The counter (namespace `wasmbeam`, on the GroupByKey) of elements a
+/// streaming job dropped as late: past their window's allowed lateness, or
+/// for a window whose trigger had finished.
+pub const DROPPED_DUE_TO_LATENESS: &str = "droppedDueToLateness";
+
 /// Validate, translate and run `pipeline`.
 pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerError> {
     let host = UdfHost::new(opts.host.clone()).map_err(RunnerError::Host)?;
@@ -254,6 +259,14 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<RunSummary, RunnerE
         if !m.is_empty() {
             user_metrics.insert(name.clone(), m);
         }
+    }
+    // Late data a streaming GroupByKey dropped, as a counter of that
+    // transform (namespace `wasmbeam`), as Beam runners report it.
+    for (name, n) in &r.dropped {
+        let m: &mut UserMetrics = user_metrics.entry(name.clone()).or_default();
+        *m.counters
+            .entry(format!("wasmbeam/{DROPPED_DUE_TO_LATENESS}"))
+            .or_default() += *n as i64;
     }
     let sdk_metrics = t.sdk.as_ref().map(|s| s.metrics()).unwrap_or_default();
     Ok(RunSummary {

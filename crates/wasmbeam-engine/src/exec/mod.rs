@@ -146,6 +146,7 @@ pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
                 element_counts: counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
                 spilled_bytes: budget.spilled_bytes(),
                 stages: stages.len(),
+                dropped: Vec::new(),
             })
         }
         Err(e) => {

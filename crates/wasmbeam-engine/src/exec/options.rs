@@ -108,4 +108,7 @@ pub struct JobResult {
     pub spilled_bytes: usize,
     /// Number of stages run.
     pub stages: usize,
+    /// Elements a streaming GroupByKey dropped (late past the allowed
+    /// lateness, or for a window already closed), by transform name.
+    pub dropped: Vec<(String, u64)>,
 }
