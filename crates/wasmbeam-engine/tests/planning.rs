@@ -8,19 +8,7 @@ use wasmbeam_engine::*;
 
 mod common;
 
-/// Keys are the bytes before `\0`; nested values are one length byte + bytes.
-struct NulCodec;
-impl KvCodec for NulCodec {
-    fn split<'a>(&self, kv: &'a [u8]) -> OpResult<(&'a [u8], &'a [u8])> {
-        let i = kv.iter().position(|&b| b == 0).ok_or("no separator")?;
-        Ok((&kv[..i], &kv[i + 1..]))
-    }
-    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()> {
-        out.push(outer.len() as u8);
-        out.extend_from_slice(outer);
-        Ok(())
-    }
-}
+use common::NulCodec;
 
 /// Applies `f` to each element's value, with the side inputs (all their
 /// values) it was prepared with.

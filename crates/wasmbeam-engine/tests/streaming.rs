@@ -10,19 +10,8 @@ use wasmbeam_engine::trigger::{TimeTransform, Trigger};
 use wasmbeam_engine::PANE_NO_FIRING;
 use wasmbeam_engine::*;
 
-/// `key \0 value` (outer); a nested value is a length byte and the bytes.
-struct NulCodec;
-impl KvCodec for NulCodec {
-    fn split<'a>(&self, kv: &'a [u8]) -> OpResult<(&'a [u8], &'a [u8])> {
-        let i = kv.iter().position(|&b| b == 0).ok_or("no separator")?;
-        Ok((&kv[..i], &kv[i + 1..]))
-    }
-    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()> {
-        out.push(outer.len() as u8);
-        out.extend_from_slice(outer);
-        Ok(())
-    }
-}
+mod common;
+use common::{window_and_group, NulCodec};
 
 /// What a recorded pane looked like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,25 +67,7 @@ fn pipeline(events: Vec<StreamEvent>, triggering: Triggering, window_fn: WindowF
     let mut g = Graph::default();
     let src = g.add_pcollection("events");
     g.add_op("Events", OpKind::TestStream(events), vec![], vec![src]);
-    let windowed = g.add_pcollection("windowed");
-    g.add_op(
-        "Window",
-        OpKind::AssignWindows(window_fn.clone()),
-        vec![src],
-        vec![windowed],
-    );
-    let grouped = g.add_pcollection("grouped");
-    g.add_op(
-        "Group",
-        OpKind::GroupByKey {
-            codec: Arc::new(NulCodec),
-            window_fn,
-            combine: None,
-            triggering,
-        },
-        vec![windowed],
-        vec![grouped],
-    );
+    let grouped = window_and_group(&mut g, "Group", src, window_fn, triggering);
     let seen = Arc::new(Mutex::new(Vec::new()));
     g.add_op(
         "Record",
@@ -288,29 +259,11 @@ fn an_unbounded_sequence_runs_until_drained_and_drain_fires_every_window() {
         vec![seq],
         vec![keyed],
     );
-    let windowed = g.add_pcollection("windowed");
     let wf = WindowFn::Fixed {
         size: 100,
         offset: 0,
     };
-    g.add_op(
-        "Window",
-        OpKind::AssignWindows(wf.clone()),
-        vec![keyed],
-        vec![windowed],
-    );
-    let grouped = g.add_pcollection("grouped");
-    g.add_op(
-        "Group",
-        OpKind::GroupByKey {
-            codec: Arc::new(NulCodec),
-            window_fn: wf,
-            combine: None,
-            triggering: Triggering::default(),
-        },
-        vec![windowed],
-        vec![grouped],
-    );
+    let grouped = window_and_group(&mut g, "Group", keyed, wf, Triggering::default());
     let seen = Arc::new(Mutex::new(Vec::new()));
     g.add_op(
         "Sum",
@@ -508,32 +461,20 @@ fn text_sinks_commit_one_file_per_window_and_pane() {
         vec![],
         vec![src],
     );
-    let windowed = g.add_pcollection("windowed");
-    g.add_op(
-        "Window",
-        OpKind::AssignWindows(wf.clone()),
-        vec![src],
-        vec![windowed],
-    );
-    let grouped = g.add_pcollection("grouped");
-    g.add_op(
+    let grouped = window_and_group(
+        &mut g,
         "Group",
-        OpKind::GroupByKey {
-            codec: Arc::new(NulCodec),
-            window_fn: wf,
-            combine: None,
-            triggering: Triggering {
-                trigger: Trigger::AfterWatermark {
-                    early: Some(Box::new(Trigger::AfterCount(2))),
-                    late: None,
-                },
-                accumulating: true,
-                allowed_lateness: 0,
-                timestamp_combiner: TimestampCombiner::EndOfWindow,
+        src,
+        wf,
+        Triggering {
+            trigger: Trigger::AfterWatermark {
+                early: Some(Box::new(Trigger::AfterCount(2))),
+                late: None,
             },
+            accumulating: true,
+            allowed_lateness: 0,
+            timestamp_combiner: TimestampCombiner::EndOfWindow,
         },
-        vec![windowed],
-        vec![grouped],
     );
     let lines = g.add_pcollection("lines");
     g.add_op(
