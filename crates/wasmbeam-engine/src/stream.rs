@@ -51,7 +51,15 @@ pub const END_OF_TIME: i64 = MAX_TIMESTAMP;
 /// Run `g` as a stream (see the module docs).
 pub fn run(g: &Graph, opts: &EngineOptions) -> Result<JobResult, EngineError> {
     let mut s = Streamer::new(g, opts)?;
-    let result = s.run_to_end();
+    // A failure while the job is being cancelled (a bundle abandoned
+    // mid-way, say) is the cancel, as in batch.
+    let result = s.run_to_end().map_err(|e| {
+        if opts.cancel.load(Ordering::SeqCst) {
+            EngineError::Cancelled
+        } else {
+            e
+        }
+    });
     let Streamer {
         sinks,
         counts,

@@ -689,3 +689,45 @@ fn a_side_input_from_an_unbounded_source_is_refused_by_name() {
         "{err}"
     );
 }
+
+/// Fails its bundle the way an abandoned SDK bundle does once the job is
+/// being cancelled.
+struct FailOnCancel(Arc<std::sync::atomic::AtomicBool>);
+impl DoFnExec for FailOnCancel {
+    fn prepare(&self, _: Vec<(String, Batch)>) -> OpResult<()> {
+        Ok(())
+    }
+    fn process(&self, _: Batch) -> OpResult<Vec<Batch>> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        Err("the bundle was abandoned".into())
+    }
+}
+
+/// A bundle that fails while the job is being cancelled ends the job as
+/// cancelled, not failed (as in batch).
+#[test]
+fn a_failure_during_cancel_is_the_cancel() {
+    let mut g = Graph::default();
+    let seq = g.add_pcollection("seq");
+    g.add_op(
+        "Seq",
+        OpKind::GenerateSequence {
+            start: 0,
+            stop: None,
+            period_ms: 5,
+        },
+        vec![],
+        vec![seq],
+    );
+    let opts = EngineOptions::default();
+    g.add_op(
+        "Abandoned",
+        OpKind::ParDo {
+            exec: Arc::new(FailOnCancel(opts.cancel.clone())),
+            side_inputs: vec![],
+        },
+        vec![seq],
+        vec![],
+    );
+    assert_eq!(run(&g, &opts).unwrap_err(), EngineError::Cancelled);
+}
