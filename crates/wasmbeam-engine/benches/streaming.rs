@@ -17,19 +17,9 @@ use wasmbeam_engine::*;
 const N: usize = 200_000;
 const KEYS: usize = 1_000;
 
-/// `key \0 value`; a nested value is a length byte and the bytes.
-struct NulCodec;
-impl KvCodec for NulCodec {
-    fn split<'a>(&self, kv: &'a [u8]) -> OpResult<(&'a [u8], &'a [u8])> {
-        let i = kv.iter().position(|&b| b == 0).ok_or("no separator")?;
-        Ok((&kv[..i], &kv[i + 1..]))
-    }
-    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()> {
-        out.push(outer.len() as u8);
-        out.extend_from_slice(outer);
-        Ok(())
-    }
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::NulCodec;
 
 /// Counts values; accumulators are 8-byte little-endian counts.
 struct Count;

@@ -7,19 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use wasmbeam_engine::*;
 
-/// Keys and values are raw UTF-8 here: `key \0 value` (outer), nested value = len byte + bytes.
-struct NulCodec;
-impl KvCodec for NulCodec {
-    fn split<'a>(&self, kv: &'a [u8]) -> OpResult<(&'a [u8], &'a [u8])> {
-        let i = kv.iter().position(|&b| b == 0).ok_or("no separator")?;
-        Ok((&kv[..i], &kv[i + 1..]))
-    }
-    fn value_to_nested(&self, outer: &[u8], out: &mut Vec<u8>) -> OpResult<()> {
-        out.push(outer.len() as u8);
-        out.extend_from_slice(outer);
-        Ok(())
-    }
-}
+mod common;
+use common::NulCodec;
 
 /// Sum of decimal values; accumulators are decimal text.
 struct Sum;
