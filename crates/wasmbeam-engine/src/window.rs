@@ -203,9 +203,15 @@ mod tests {
             ),
             // Sizes that are not a multiple of the period.
             (1i64..=1_000_000, 1i64..=1_000_000, any::<i64>()).prop_map(|(a, b, offset)| {
+                // Only usable ones: at most MAX_WINDOWS_PER_ELEMENT windows
+                // per element (a larger ratio is refused by `check`).
+                let size = a.max(b);
                 WindowFn::Sliding {
-                    size: a.max(b),
-                    period: a.min(b),
+                    size,
+                    period: a.min(b).max(
+                        (size + MAX_WINDOWS_PER_ELEMENT as i64 - 1)
+                            / MAX_WINDOWS_PER_ELEMENT as i64,
+                    ),
                     offset,
                 }
             }),
