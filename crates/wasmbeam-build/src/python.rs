@@ -33,6 +33,10 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk-guests/python/wasmbeam_guest/metrics.py"),
     ),
     (
+        "state.py",
+        include_str!("../../../sdk-guests/python/wasmbeam_guest/state.py"),
+    ),
+    (
         "_dofn_app.py",
         include_str!("../../../sdk-guests/python/wasmbeam_guest/_dofn_app.py"),
     ),

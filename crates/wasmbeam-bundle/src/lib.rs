@@ -28,7 +28,7 @@ pub use values::Values;
 
 /// The version of the UDF contract (`wasmbeam:udf@VERSION` in
 /// `wit/udf.wit`) that this build of wasmbeam speaks.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Beam's minimum timestamp, in milliseconds.
 pub const MIN_TIMESTAMP: i64 = -9_223_372_036_854_775;

@@ -143,6 +143,30 @@ fn telemetry_is_byte_identical_in_rust_go_and_python() {
     );
 }
 
+/// The stateful example: a value cell, a runner-side count and an
+/// event-time timer per key, in each language's SDK.
+#[test]
+fn stateful_dedup_is_byte_identical_in_rust_go_and_python() {
+    let r = run_all("dedup", &["input=examples/dedup/events.txt", "output=OUT"]);
+    let (_, files) = &r[0];
+    let get = |prefix: &str| -> Vec<String> {
+        let mut lines = Vec::new();
+        for (_, b) in files.iter().filter(|(n, _)| n.starts_with(prefix)) {
+            lines.extend(sorted_lines(b));
+        }
+        lines.sort();
+        lines
+    };
+    for (prefix, expected) in [
+        ("first", "expected_first.txt"),
+        ("dups", "expected_dups.txt"),
+    ] {
+        let want =
+            sorted_lines(&std::fs::read(repo().join("examples/dedup").join(expected)).unwrap());
+        assert_eq!(get(prefix), want, "{prefix}");
+    }
+}
+
 #[test]
 fn ml_is_byte_identical_in_rust_go_and_python() {
     let r = run_all(

@@ -564,6 +564,29 @@ fn test_stream_panes_match_beams_direct_runner() {
     }
 }
 
+/// A stateful WASM DoFn (examples/dedup: a value cell, a runner-side
+/// count and an event-time TTL timer) on a Beam Python TestStream, mixed
+/// with Python DoFns in a LOOPBACK harness, emits exactly what the same
+/// dedup written as a Beam Python stateful DoFn emits on Beam's own
+/// DirectRunner: values, timestamps, windows and outputs, including a
+/// timer that fires between two bundles and a key that becomes new again
+/// once its state expired.
+#[test]
+fn a_stateful_wasm_dofn_on_a_test_stream_matches_beams_direct_runner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = build(
+        &repo().join("examples/dedup/udf"),
+        &tmp.path().join("dedup.wasm"),
+    );
+    let server = Server::start(&tmp.path().join("state"));
+    let o = script(
+        "stateful_dedup_stream.py",
+        &[&server.endpoint, wasm.to_str().unwrap()],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("OK"), "{}", text(&o));
+}
+
 /// An unbounded pipeline (wasmbeam's GenerateSequence, Python DoFns in a
 /// LOOPBACK harness) runs as a stream until `wasmbeam drain JOB --wait`:
 /// then it ends DRAINED, with every generated element in exactly one fired

@@ -124,11 +124,25 @@ pub trait KeyedDoFnExec: Send + Sync {
 pub trait KeyedRun: Send {
     /// Process a bundle of elements; one batch per output, in output order.
     fn process(&mut self, input: Batch) -> OpResult<Vec<Batch>>;
-    /// Fire the timers due once the input watermark is at `watermark` (in
-    /// batch, the end of time once the input is done), as one bundle.
-    /// `None` when no timer is due; firing may set new timers, so the
-    /// engine calls again until it gets `None`.
-    fn fire(&mut self, watermark: i64) -> OpResult<Option<Vec<Batch>>>;
+    /// Fire the timers due once the input watermark is at `watermark` and
+    /// processing time at `processing` (in batch, both at the end of time
+    /// once the input is done), as one bundle, and expire the windows the
+    /// watermark has passed. `None` when nothing was due; firing may set
+    /// new timers, so the engine calls again until it gets `None`.
+    fn fire(&mut self, watermark: i64, processing: i64) -> OpResult<Option<Vec<Batch>>>;
+    /// The earliest output timestamp of a pending timer or buffered state:
+    /// the output watermark may not pass it.
+    fn hold(&self) -> Option<i64> {
+        None
+    }
+    /// When the earliest processing-time timer is due (ms).
+    fn next_processing_timer(&self) -> Option<i64> {
+        None
+    }
+    /// The streaming executor's input watermark and processing time, told
+    /// before each bundle so the DoFn can read them. Without it (in batch)
+    /// the watermark is Beam's minimum and processing time the wall clock.
+    fn observe(&mut self, _watermark: i64, _processing: i64) {}
 }
 
 /// Splits encoded `KV` values for grouping.

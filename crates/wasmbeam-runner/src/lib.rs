@@ -21,6 +21,7 @@
 pub mod builtin;
 pub mod codec;
 pub mod sdk;
+pub mod stateful;
 pub mod streaming;
 pub mod translate;
 pub mod udf;

@@ -535,18 +535,23 @@ pub fn translate(
                     limits: opts.limits.clone(),
                     grants: opts.grants.clone(),
                 };
+                let info = comp
+                    .describe(&spec.config, &opts.limits)
+                    .map_err(|e| err(id, t, e.to_string()))?;
+                let n_outputs = spec.outputs.len();
                 let exec = Arc::new(WasmDoFn::new(comp, spec, side_kinds));
                 dofns.push((name.clone(), exec.clone()));
                 let i = pc(&mut graph, main);
-                graph.add_op(
-                    name,
+                let kind = if info.is_stateful() {
+                    crate::stateful::keyed_op(c, main, exec, info, n_outputs, side_pcs)
+                        .map_err(|m| err(id, t, m))?
+                } else {
                     OpKind::ParDo {
                         exec,
                         side_inputs: side_pcs,
-                    },
-                    vec![i],
-                    outs,
-                );
+                    }
+                };
+                graph.add_op(name, kind, vec![i], outs);
             }
         }
     }

@@ -73,7 +73,7 @@ impl WasmDoFn {
         }
     }
 
-    fn pool(&self) -> Result<Arc<DoFnPool>, String> {
+    pub(crate) fn pool(&self) -> Result<Arc<DoFnPool>, String> {
         self.pool
             .read()
             .unwrap_or_else(|p| p.into_inner())

@@ -67,7 +67,7 @@ pub(crate) fn check(
             continue;
         }
         match udf_interface(import) {
-            Some(("host" | "types", v)) if v == CONTRACT_VERSION => {}
+            Some(("host" | "types" | "state", v)) if v == CONTRACT_VERSION => {}
             Some((_, v)) if v != CONTRACT_VERSION => {
                 return Err(bad(format!(
                     "it imports {import}, from UDF contract {v}, but this wasmbeam implements wasmbeam:udf@{CONTRACT_VERSION}; rebuild it with a guest SDK for contract {CONTRACT_VERSION}"
@@ -75,7 +75,7 @@ pub(crate) fn check(
             }
             _ => {
                 return Err(bad(format!(
-                    "it imports {import}, which wasmbeam does not provide; UDFs may import only WASI and wasmbeam:udf/host@{CONTRACT_VERSION}"
+                    "it imports {import}, which wasmbeam does not provide; UDFs may import only WASI, wasmbeam:udf/host@{CONTRACT_VERSION} and wasmbeam:udf/state@{CONTRACT_VERSION}"
                 )))
             }
         }

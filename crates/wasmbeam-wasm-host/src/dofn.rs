@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::batch::{check_output, host_cost, output_from_wire, SideInputKind, WireScratch};
+use crate::bindings::dofn::wasmbeam::udf::types as wit;
 use crate::bindings::dofn::DofnUdf;
 use crate::config::Reservation;
 use crate::config::{Grants, Limits};
@@ -10,9 +11,75 @@ use crate::contract::UdfKind;
 use crate::error::UdfError;
 use crate::host::UdfComponent;
 use crate::instance::Sandbox;
+use crate::keyed::{
+    BuiltinCombine, CellKind, CellSpec, DoFnInfo, FiredTimer, KeyedState, Scope, TimeDomain,
+    TimerSpec,
+};
 use crate::pool::{Idle, Pooled};
-use crate::state::UserMetrics;
+use crate::state::{KeyedCall, UserMetrics};
 use crate::{Batch, OutputBatch};
+
+impl UdfComponent {
+    /// Ask a DoFn component which state and timers it needs for `config`
+    /// (its `describe` export), in a throwaway instance.
+    pub fn describe(&self, config: &[u8], limits: &Limits) -> Result<DoFnInfo, UdfError> {
+        let pre = self.dofn.as_ref().ok_or_else(|| UdfError::Contract {
+            name: self.name.to_string(),
+            detail: format!("it is a {}, but the transform needs a DoFn", self.kind),
+        })?;
+        let mut sandbox = Sandbox::new(self, limits, &Grants::default())?;
+        let bindings = sandbox.call(|s| pre.instantiate(s))?;
+        let iface = bindings.wasmbeam_udf_dofn();
+        sandbox.call(|s| iface.call_runtime_init(s))?;
+        let info = sandbox
+            .call(|s| iface.call_describe(s, config))?
+            .map_err(|e| sandbox.guest_error(e))?;
+        sandbox.end_bundle();
+        Ok(info_from_wire(info))
+    }
+}
+
+fn info_from_wire(w: wit::DofnInfo) -> DoFnInfo {
+    let cells = w
+        .state
+        .into_iter()
+        .map(|c| CellSpec {
+            name: c.name,
+            kind: match c.kind {
+                wit::StateKind::Value => CellKind::Value,
+                wit::StateKind::Bag => CellKind::Bag,
+                wit::StateKind::Map => CellKind::Map,
+                wit::StateKind::Set => CellKind::Set,
+                wit::StateKind::OrderedList => CellKind::OrderedList,
+                wit::StateKind::Combining(f) => CellKind::Combining(match f {
+                    wit::BuiltinCombine::SumInt64 => BuiltinCombine::SumInt64,
+                    wit::BuiltinCombine::MinInt64 => BuiltinCombine::MinInt64,
+                    wit::BuiltinCombine::MaxInt64 => BuiltinCombine::MaxInt64,
+                    wit::BuiltinCombine::SumDouble => BuiltinCombine::SumDouble,
+                    wit::BuiltinCombine::MinDouble => BuiltinCombine::MinDouble,
+                    wit::BuiltinCombine::MaxDouble => BuiltinCombine::MaxDouble,
+                    wit::BuiltinCombine::Count => BuiltinCombine::Count,
+                }),
+            },
+        })
+        .collect();
+    let timers = w
+        .timers
+        .into_iter()
+        .map(|t| TimerSpec {
+            name: t.name,
+            domain: match t.domain {
+                wit::TimeDomain::EventTime => TimeDomain::EventTime,
+                wit::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
+            },
+        })
+        .collect();
+    DoFnInfo {
+        cells,
+        timers,
+        window_expiration: w.window_expiration,
+    }
+}
 
 /// A materialised side input handed to every instance before its first bundle.
 #[derive(Debug, Clone)]
@@ -69,6 +136,8 @@ impl DoFnInstance {
         component.instantiated();
         let iface = bindings.wasmbeam_udf_dofn();
         sandbox.call(|s| iface.call_runtime_init(s))?;
+        let r = sandbox.call(|s| iface.call_describe(s, &spec.config))?;
+        r.map_err(|e| sandbox.guest_error(e))?;
         let r = sandbox.call(|s| iface.call_setup(s, &spec.config, &spec.outputs))?;
         r.map_err(|e| sandbox.guest_error(e))?;
         let mut scratch = WireScratch::default();
@@ -134,6 +203,82 @@ impl DoFnInstance {
         Ok(out)
     }
 
+    /// Process a bundle chunk of a stateful DoFn: element `i` reads and
+    /// writes the state of `scopes[i]` (its key and its only window) in
+    /// `state`, which is lent to the instance for the call.
+    pub fn process_keyed(
+        &mut self,
+        batch: &Batch,
+        scopes: Vec<Scope>,
+        state: &mut KeyedState,
+        watermark: i64,
+        processing: i64,
+    ) -> Result<OutputBatch, UdfError> {
+        let clock = (watermark, processing);
+        self.keyed(batch, KeyedExport::Process, scopes, state, clock)
+    }
+
+    /// Hand fired timers to the DoFn. `timers` holds one pseudo-element per
+    /// timer (value: the key, timestamp: the output timestamp, window: the
+    /// timer's); outputs name their timer as their source.
+    pub fn on_timer(
+        &mut self,
+        timers: &Batch,
+        fired: &[FiredTimer],
+        state: &mut KeyedState,
+        watermark: i64,
+        processing: i64,
+    ) -> Result<OutputBatch, UdfError> {
+        let scopes = fired.iter().map(|f| f.scope.clone()).collect();
+        let clock = (watermark, processing);
+        self.keyed(timers, KeyedExport::Timers(fired), scopes, state, clock)
+    }
+
+    /// Tell the DoFn that the windows of `expiring` (one pseudo-element
+    /// per key and window, as in [`DoFnInstance::on_timer`]) expired;
+    /// `scopes[i]` is element i's key and window.
+    pub fn on_window_expiration(
+        &mut self,
+        expiring: &Batch,
+        scopes: Vec<Scope>,
+        state: &mut KeyedState,
+        watermark: i64,
+        processing: i64,
+    ) -> Result<OutputBatch, UdfError> {
+        let clock = (watermark, processing);
+        self.keyed(expiring, KeyedExport::Expiration, scopes, state, clock)
+    }
+
+    /// One keyed call: lend `state` with the call's scopes, call the
+    /// export on `input`, take the state back (also after a trap).
+    fn keyed(
+        &mut self,
+        input: &Batch,
+        export: KeyedExport<'_>,
+        scopes: Vec<Scope>,
+        state: &mut KeyedState,
+        (watermark, processing): (i64, i64),
+    ) -> Result<OutputBatch, UdfError> {
+        self.in_bundle = true;
+        let iface = self.bindings.wasmbeam_udf_dofn();
+        let ts = input.timestamps.clone();
+        lend(&mut self.sandbox, state, scopes, ts, watermark, processing);
+        let wire = self.scratch.input(input);
+        let out = match export {
+            KeyedExport::Process => self.sandbox.call(|s| iface.call_process_bundle(s, wire)),
+            KeyedExport::Expiration => self
+                .sandbox
+                .call(|s| iface.call_on_window_expiration(s, wire)),
+            KeyedExport::Timers(fired) => {
+                let batch = timer_batch(wire.clone(), fired);
+                self.sandbox.call(|s| iface.call_on_timer(s, &batch))
+            }
+        };
+        take_back(&mut self.sandbox, state);
+        let out = out?.map_err(|e| self.sandbox.guest_error(e))?;
+        self.checked(out, Some(input))
+    }
+
     /// Finish the current bundle; outputs have no source element.
     pub fn finish_bundle(&mut self) -> Result<OutputBatch, UdfError> {
         self.in_bundle = false;
@@ -159,6 +304,63 @@ impl DoFnInstance {
     /// True when the instance trapped and must be dropped.
     pub fn is_poisoned(&self) -> bool {
         self.sandbox.poisoned
+    }
+}
+
+/// The export a keyed call goes to.
+enum KeyedExport<'a> {
+    Process,
+    Timers(&'a [FiredTimer]),
+    Expiration,
+}
+
+/// The contract's timer batch: the pseudo-elements plus each timer's
+/// family, tag and due time.
+fn timer_batch(timers: wit::InputBatch, fired: &[FiredTimer]) -> wit::TimerBatch {
+    let mut families = Vec::with_capacity(4 * fired.len());
+    let mut fire_times = Vec::with_capacity(8 * fired.len());
+    let mut tags = wit::Values {
+        data: Vec::new(),
+        offsets: 0u32.to_le_bytes().to_vec(),
+    };
+    for f in fired {
+        families.extend_from_slice(&f.family.to_le_bytes());
+        fire_times.extend_from_slice(&f.fire.to_le_bytes());
+        tags.data.extend_from_slice(f.tag.as_bytes());
+        tags.offsets
+            .extend_from_slice(&(tags.data.len() as u32).to_le_bytes());
+    }
+    wit::TimerBatch {
+        timers,
+        families,
+        tags,
+        fire_times,
+    }
+}
+
+/// Lend `state` to the store for one call.
+fn lend(
+    sandbox: &mut Sandbox,
+    state: &mut KeyedState,
+    scopes: Vec<Scope>,
+    timestamps: Vec<i64>,
+    watermark: i64,
+    processing: i64,
+) {
+    let empty = KeyedState::new(Default::default(), 0);
+    sandbox.store.data_mut().keyed = Some(KeyedCall {
+        state: std::mem::replace(state, empty),
+        scopes,
+        timestamps,
+        watermark,
+        processing,
+    });
+}
+
+/// Take the lent state back after the call (also after a trap).
+fn take_back(sandbox: &mut Sandbox, state: &mut KeyedState) {
+    if let Some(call) = sandbox.store.data_mut().keyed.take() {
+        *state = call.state;
     }
 }
 

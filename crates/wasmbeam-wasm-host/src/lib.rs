@@ -51,6 +51,15 @@
 //! * Imports: `log` goes to `tracing` (target `wasmbeam::udf`, capped per
 //!   bundle); `counter`/`distribution`/`gauge` accumulate [`UserMetrics`]
 //!   that the runner reports as Beam metrics.
+//! * State and timers (contract 0.3.0): [`UdfComponent::describe`] asks a
+//!   DoFn which state cells and timer families it declares
+//!   ([`DoFnInfo`]). The runner keeps one [`KeyedState`] per keyed run and
+//!   lends it to the instance for each call
+//!   ([`DoFnInstance::process_keyed`], [`DoFnInstance::on_timer`],
+//!   [`DoFnInstance::on_window_expiration`]), together with the key and
+//!   window of every element or timer of that call; the `state` import
+//!   reads and writes it there. A state call on a wrong cell or outside
+//!   such a call traps with a message naming the cell.
 //!
 //! ## Data
 //!
@@ -78,6 +87,7 @@ mod dofn;
 mod error;
 mod host;
 mod instance;
+mod keyed;
 mod pool;
 mod state;
 
@@ -97,6 +107,10 @@ pub use contract::UdfKind;
 pub use dofn::{DoFnInstance, DoFnPool, DoFnSpec, SideInput};
 pub use error::UdfError;
 pub use host::{UdfComponent, UdfHost, EPOCH_TICK};
+pub use keyed::{
+    BuiltinCombine, CellKind, CellSpec, DoFnInfo, FiredTimer, KeyedState, Scope, TimeDomain,
+    TimerSpec,
+};
 pub use state::{Distribution, UserMetrics};
 
 /// Host-side bindings generated from `wit/udf.wit`.
@@ -107,6 +121,8 @@ pub mod bindings {
         wasmtime::component::bindgen!({
             path: "../../wit",
             world: "dofn-udf",
+            // A state call on a missing cell or out of scope traps.
+            imports: { "wasmbeam:udf/state": trappable },
         });
     }
     /// The `combinefn-udf` world, sharing the types and host interfaces.

@@ -279,6 +279,8 @@ pub(crate) struct HostState {
     pub stdout: LogSink,
     pub stderr: LogSink,
     pub metrics: UserMetrics,
+    /// The state lent for the keyed call in progress, if any.
+    pub(crate) keyed: Option<KeyedCall>,
 }
 
 impl HostState {
@@ -312,6 +314,7 @@ impl HostState {
             stdout,
             stderr,
             metrics: UserMetrics::default(),
+            keyed: None,
         })
     }
 
@@ -396,3 +399,165 @@ impl host::Host for HostState {
 }
 
 impl crate::bindings::dofn::wasmbeam::udf::types::Host for HostState {}
+
+/// The state a keyed call may use: lent to the store for one call.
+pub(crate) struct KeyedCall {
+    pub state: crate::keyed::KeyedState,
+    /// Key and window of each element (or timer) of the call, by index.
+    pub scopes: Vec<crate::keyed::Scope>,
+    /// Timestamp of each element (or timer's output) of the call.
+    pub timestamps: Vec<i64>,
+    pub watermark: i64,
+    pub processing: i64,
+}
+
+use crate::bindings::dofn::wasmbeam::udf::state as wit_state;
+use crate::bindings::dofn::wasmbeam::udf::types::Values as WitValues;
+
+fn wit_values(entries: Vec<Vec<u8>>) -> WitValues {
+    let mut data = Vec::with_capacity(entries.iter().map(Vec::len).sum());
+    let mut offsets = Vec::with_capacity(4 * (entries.len() + 1));
+    offsets.extend_from_slice(&0u32.to_le_bytes());
+    for e in entries {
+        data.extend_from_slice(&e);
+        offsets.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    }
+    WitValues { data, offsets }
+}
+
+impl HostState {
+    /// Run `f` on the lent state and the scope `scope`; an error traps.
+    fn keyed<R>(
+        &mut self,
+        op: &str,
+        scope: u32,
+        f: impl FnOnce(&mut crate::keyed::KeyedState, &crate::keyed::Scope) -> Result<R, String>,
+    ) -> wasmtime::Result<R> {
+        let Some(call) = self.keyed.as_mut() else {
+            return Err(wasmtime::Error::msg(format!(
+                "state call `{op}` outside a keyed call: state and timers are available in process-bundle, on-timer and on-window-expiration of a DoFn that declares them in describe"
+            )));
+        };
+        let Some(s) = call.scopes.get(scope as usize).cloned() else {
+            return Err(wasmtime::Error::msg(format!(
+                "state call `{op}` names scope {scope}, but the call has {} elements",
+                call.scopes.len()
+            )));
+        };
+        f(&mut call.state, &s).map_err(wasmtime::Error::msg)
+    }
+
+    fn keyed_read(
+        &mut self,
+        op: &str,
+        scope: u32,
+        f: impl FnOnce(
+            &crate::keyed::KeyedState,
+            &crate::keyed::Scope,
+            &mut Vec<Vec<u8>>,
+        ) -> Result<(), String>,
+    ) -> wasmtime::Result<WitValues> {
+        let out = self.keyed(op, scope, |st, s| {
+            let mut out = Vec::new();
+            f(st, s, &mut out).map(|()| out)
+        })?;
+        Ok(wit_values(out))
+    }
+}
+
+impl wit_state::Host for HostState {
+    fn read(&mut self, cell: u32, scope: u32) -> wasmtime::Result<WitValues> {
+        self.keyed_read("read", scope, |st, s, out| st.read(cell, s, out))
+    }
+    fn read_range(
+        &mut self,
+        cell: u32,
+        scope: u32,
+        start: i64,
+        limit: i64,
+    ) -> wasmtime::Result<WitValues> {
+        self.keyed_read("read-range", scope, |st, s, out| {
+            st.read_range(cell, s, start, limit, out)
+        })
+    }
+    fn lookup(&mut self, cell: u32, scope: u32, key: Vec<u8>) -> wasmtime::Result<WitValues> {
+        self.keyed_read("lookup", scope, |st, s, out| st.lookup(cell, s, &key, out))
+    }
+    fn write(&mut self, cell: u32, scope: u32, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.keyed("write", scope, |st, s| st.write(cell, s, value))
+    }
+    fn add(&mut self, cell: u32, scope: u32, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.keyed("add", scope, |st, s| st.add(cell, s, value))
+    }
+    fn put(&mut self, cell: u32, scope: u32, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.keyed("put", scope, |st, s| st.put(cell, s, key, value))
+    }
+    fn add_at(
+        &mut self,
+        cell: u32,
+        scope: u32,
+        timestamp: i64,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<()> {
+        self.keyed("add-at", scope, |st, s| {
+            st.add_at(cell, s, timestamp, value)
+        })
+    }
+    fn remove(&mut self, cell: u32, scope: u32, key: Vec<u8>) -> wasmtime::Result<()> {
+        self.keyed("remove", scope, |st, s| st.remove(cell, s, &key))
+    }
+    fn clear(&mut self, cell: u32, scope: u32) -> wasmtime::Result<()> {
+        self.keyed("clear", scope, |st, s| st.clear(cell, s))
+    }
+    fn clear_range(
+        &mut self,
+        cell: u32,
+        scope: u32,
+        start: i64,
+        limit: i64,
+    ) -> wasmtime::Result<()> {
+        self.keyed("clear-range", scope, |st, s| {
+            st.clear_range(cell, s, start, limit)
+        })
+    }
+    fn set_timer(
+        &mut self,
+        family: u32,
+        scope: u32,
+        tag: String,
+        fire: i64,
+        output_timestamp: i64,
+    ) -> wasmtime::Result<()> {
+        let ts = self
+            .keyed
+            .as_ref()
+            .and_then(|c| c.timestamps.get(scope as usize).copied())
+            .unwrap_or(fire);
+        self.keyed("set-timer", scope, |st, s| {
+            let output = match output_timestamp {
+                i64::MIN => st.default_output_timestamp(family, fire, ts)?,
+                t => t,
+            };
+            st.set_timer(family, s, tag, fire, output)
+        })
+    }
+    fn clear_timer(&mut self, family: u32, scope: u32, tag: String) -> wasmtime::Result<()> {
+        self.keyed("clear-timer", scope, |st, s| st.clear_timer(family, s, tag))
+    }
+    fn input_watermark(&mut self) -> wasmtime::Result<i64> {
+        match &self.keyed {
+            Some(c) => Ok(c.watermark),
+            None => Err(wasmtime::Error::msg(
+                "state call `input-watermark` outside a keyed call",
+            )),
+        }
+    }
+    fn processing_time(&mut self) -> wasmtime::Result<i64> {
+        match &self.keyed {
+            Some(c) => Ok(c.processing),
+            None => Err(wasmtime::Error::msg(
+                "state call `processing-time` outside a keyed call",
+            )),
+        }
+    }
+}

@@ -76,7 +76,7 @@ func okValues(b *builder) uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.2.0#setup
+//go:wasmexport wasmbeam:udf/combinefn@0.3.0#setup
 func exportSetup(cfgPtr, cfgLen uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -91,7 +91,7 @@ func exportSetup(cfgPtr, cfgLen uint32) uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.2.0#create-accumulator
+//go:wasmexport wasmbeam:udf/combinefn@0.3.0#create-accumulator
 func exportCreate() uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -105,7 +105,7 @@ func exportCreate() uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.2.0#add-inputs
+//go:wasmexport wasmbeam:udf/combinefn@0.3.0#add-inputs
 func exportAddInputs(ad, adn, ao, aon, id, idn, io, ion, ge, gen uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -128,7 +128,7 @@ func exportAddInputs(ad, adn, ao, aon, id, idn, io, ion, ge, gen uint32) uint32 
 	return okValues(&b)
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.2.0#merge-accumulators
+//go:wasmexport wasmbeam:udf/combinefn@0.3.0#merge-accumulators
 func exportMerge(ad, adn, ao, aon, ge, gen uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -152,7 +152,7 @@ func exportMerge(ad, adn, ao, aon, ge, gen uint32) uint32 {
 	return okValues(&b)
 }
 
-//go:wasmexport wasmbeam:udf/combinefn@0.2.0#extract-outputs
+//go:wasmexport wasmbeam:udf/combinefn@0.3.0#extract-outputs
 func exportExtract(ad, adn, ao, aon uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()

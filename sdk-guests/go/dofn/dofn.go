@@ -186,7 +186,7 @@ func errorResult(err error, element int) uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.2.0#setup
+//go:wasmexport wasmbeam:udf/dofn@0.3.0#setup
 func exportSetup(cfgPtr, cfgLen, outPtr, outLen uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -205,7 +205,7 @@ func exportSetup(cfgPtr, cfgLen, outPtr, outLen uint32) uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.2.0#load-side-input
+//go:wasmexport wasmbeam:udf/dofn@0.3.0#load-side-input
 func exportLoadSideInput(args uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -257,7 +257,7 @@ func okOutputs() uint32 {
 	return ret.Ptr()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.2.0#process-bundle
+//go:wasmexport wasmbeam:udf/dofn@0.3.0#process-bundle
 func exportProcessBundle(d0, d1, o0, o1, t0, t1, wo0, wo1, ws0, ws1, we0, we1, p0, p1 uint32) uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -278,7 +278,7 @@ func exportProcessBundle(d0, d1, o0, o1, t0, t1, wo0, wo1, ws0, ws1, we0, we1, p
 	return okOutputs()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.2.0#finish-bundle
+//go:wasmexport wasmbeam:udf/dofn@0.3.0#finish-bundle
 func exportFinishBundle() uint32 {
 	defer abi.Reset()
 	ret.Begin()
@@ -293,7 +293,7 @@ func exportFinishBundle() uint32 {
 	return okOutputs()
 }
 
-//go:wasmexport wasmbeam:udf/dofn@0.2.0#teardown
+//go:wasmexport wasmbeam:udf/dofn@0.3.0#teardown
 func exportTeardown() {
 	defer abi.Reset()
 	if t, ok := fn.(TearDowner); ok {

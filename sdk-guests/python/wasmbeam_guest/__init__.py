@@ -27,3 +27,4 @@ from wasmbeam_guest.api import (  # noqa: F401
     export_combinefn,
     export_dofn,
 )
+from wasmbeam_guest.state import Stateful  # noqa: F401

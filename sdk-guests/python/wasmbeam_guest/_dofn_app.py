@@ -6,9 +6,10 @@ from array import array
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import host, types
+from wit_world.imports import host, state, types
 
 from wasmbeam_guest import api, metrics
+from wasmbeam_guest import state as _state
 from wasmbeam_guest._packed import S64, U32, join, offsets_of, s64s, split, u32s
 
 _PACK_U32 = struct.Struct("<I").pack
@@ -79,12 +80,108 @@ def _result(out, sources, ends):
         types.Values(data, offsets_of(vals)), tags, sources, times)
 
 
+_state._host = state
+
+_COMBINES = {
+    "sum_int64": types.BuiltinCombine.SUM_INT64,
+    "min_int64": types.BuiltinCombine.MIN_INT64,
+    "max_int64": types.BuiltinCombine.MAX_INT64,
+    "sum_double": types.BuiltinCombine.SUM_DOUBLE,
+    "min_double": types.BuiltinCombine.MIN_DOUBLE,
+    "max_double": types.BuiltinCombine.MAX_DOUBLE,
+    "count": types.BuiltinCombine.COUNT,
+}
+_KINDS = {
+    "value": types.StateKind_Value,
+    "bag": types.StateKind_Bag,
+    "map": types.StateKind_Map,
+    "set": types.StateKind_Set,
+    "ordered_list": types.StateKind_OrderedList,
+}
+
+
+def _info(spec):
+    if spec is None:
+        return types.DofnInfo([], [], False)
+    cells = []
+    for name, kind, combine in spec.cells:
+        k = (types.StateKind_Combining(_COMBINES[combine]) if kind == "combining"
+             else _KINDS[kind]())
+        cells.append(types.StateCell(name, k))
+    timers = [types.TimerFamily(
+        name, types.TimeDomain.EVENT_TIME if d == "event"
+        else types.TimeDomain.PROCESSING_TIME) for name, d in spec.timers]
+    _state._Names.cells = {c[0]: i for i, c in enumerate(spec.cells)}
+    _state._Names.timers = {t[0]: i for i, t in enumerate(spec.timers)}
+    return types.DofnInfo(cells, timers, spec.window_expiration)
+
+
+def _first_windows(b):
+    wo, ws, we = u32s(b.window_offsets), s64s(b.window_starts), s64s(b.window_ends)
+    return [api.Window(ws[wo[i]], we[wo[i]]) for i in range(len(wo) - 1)]
+
+
 class Dofn(exports.Dofn):
     fn = None
     out = api.Emitter()
 
     def runtime_init(self):
         pass
+
+    def describe(self, config):
+        cls = api._registered.get("dofn")
+        if cls is None:
+            raise _error(api.UdfError(
+                "no DoFn exported: call wasmbeam_guest.export_dofn(YourClass)"))
+        try:
+            return _info(cls.describe(bytes(config)))
+        except Exception as e:
+            raise _error(e)
+
+    def on_timer(self, timers):
+        out = Dofn.out
+        out.reset()
+        b = timers.timers
+        keys = [bytes(k) for k in split(b.values.data, b.values.offsets)]
+        tags = [bytes(t).decode() for t in split(timers.tags.data, timers.tags.offsets)]
+        outs, fams, fires = s64s(b.timestamps), u32s(timers.families), s64s(timers.fire_times)
+        windows = _first_windows(b)
+        names = {i: n for n, i in _state._Names.timers.items()}
+        ends = []
+        i = 0
+        try:
+            for i in range(len(keys)):
+                t = _state.Timer()
+                t.family = names.get(fams[i], fams[i])
+                t.tag, t.key, t.window = tags[i], keys[i], windows[i]
+                t.fire, t.output_timestamp = fires[i], outs[i]
+                t.state = _state.State(i, outs[i])
+                Dofn.fn.on_timer(t, out)
+                ends.append(len(out.values))
+        except Exception as ex:
+            metrics._flush(host)
+            raise _error(ex, i)
+        return _result(out, _sources(ends), ends)
+
+    def on_window_expiration(self, expiring):
+        out = Dofn.out
+        out.reset()
+        b = expiring
+        keys = [bytes(k) for k in split(b.values.data, b.values.offsets)]
+        windows = _first_windows(b)
+        ends = []
+        i = 0
+        try:
+            for i in range(len(keys)):
+                e = _state.Expiring()
+                e.key, e.window = keys[i], windows[i]
+                e.state = _state.State(i, windows[i].end - 1)
+                Dofn.fn.on_window_expiration(e, out)
+                ends.append(len(out.values))
+        except Exception as ex:
+            metrics._flush(host)
+            raise _error(ex, i)
+        return _result(out, _sources(ends), ends)
 
     def setup(self, config, outputs):
         cls = api._registered.get("dofn")

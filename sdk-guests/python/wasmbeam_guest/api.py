@@ -49,6 +49,13 @@ class Element:
     __slots__ = ("value", "index", "_batch")
 
     @property
+    def state(self):
+        """The state and timers of this element's key and window
+        (stateful DoFns only; see wasmbeam_guest.state)."""
+        from wasmbeam_guest.state import State
+        return State(self.index, self.timestamp)
+
+    @property
     def timestamp(self):
         return self._batch.timestamps[self.index]
 
@@ -106,6 +113,20 @@ class DoFn:
 
     def __init__(self, setup):
         self.setup = setup
+
+    @classmethod
+    def describe(cls, config):
+        """The state and timers the DoFn uses: a wasmbeam_guest.Stateful,
+        or None (the default) for a stateless DoFn."""
+        return None
+
+    def on_timer(self, timer, out):
+        """A timer fired (see wasmbeam_guest.state.Timer)."""
+        raise UdfError(f"timer {timer.family!r} fired, but the DoFn has no "
+                       "on_timer method")
+
+    def on_window_expiration(self, expiring, out):
+        """A window with state expired (when describe asked for it)."""
 
     def side_input(self, side):
         raise UdfError(f"side input {side.tag!r} given, but the DoFn has no "

@@ -456,7 +456,7 @@ fn run_keyed_partition(
         if let Some(e) = stopped() {
             return Err(e);
         }
-        match run.fire(i64::MAX).map_err(|m| sh.op_err(op, m))? {
+        match run.fire(i64::MAX, i64::MAX).map_err(|m| sh.op_err(op, m))? {
             Some(outs) => push_outputs(sh, st, op, outs, ctx, local)?,
             None => return Ok(()),
         }

@@ -364,6 +364,7 @@ impl<'g> Streamer<'g> {
                 exec, side_inputs, ..
             } => {
                 let run = self.keyed_run(i, exec.as_ref(), side_inputs)?;
+                run.observe(t.watermark, t.processing);
                 let outs = run.process(input).map_err(|m| op_err(g, i, m))?;
                 for (k, b) in outs.into_iter().enumerate() {
                     self.emit(op.outputs[k], b);
@@ -465,7 +466,14 @@ impl<'g> Streamer<'g> {
                 } if in_wm > *input_watermark => {
                     *input_watermark = in_wm;
                     let mut outs_all = Vec::new();
-                    while let Some(outs) = run.fire(in_wm).map_err(|m| op_err(g, i, m))? {
+                    // Once the input is complete no processing time is left
+                    // to wait for: every timer fires (as in batch, and on Drain).
+                    let clock = if in_wm >= END_OF_TIME {
+                        END_OF_TIME
+                    } else {
+                        clock
+                    };
+                    while let Some(outs) = run.fire(in_wm, clock).map_err(|m| op_err(g, i, m))? {
                         outs_all.push(outs);
                         if outs_all.len() >= MAX_TIMER_ROUNDS {
                             return Err(op_err(
@@ -487,8 +495,9 @@ impl<'g> Streamer<'g> {
                             self.emit(g.ops[i].outputs[k], b);
                         }
                     }
-                    in_wm
+                    keyed_hold(&self.states[i], in_wm)
                 }
+                OpState::Keyed { .. } => keyed_hold(&self.states[i], in_wm),
                 _ => in_wm,
             };
             // Nothing may pass what is still queued here.
@@ -517,6 +526,15 @@ impl<'g> Streamer<'g> {
             }
         }
         Ok(moved)
+    }
+}
+
+/// A stateful ParDo's output watermark: its input watermark, held back by
+/// its pending timers' output timestamps.
+fn keyed_hold(st: &OpState, in_wm: i64) -> i64 {
+    match st {
+        OpState::Keyed { run: Some(run), .. } => run.hold().map_or(in_wm, |h| h.min(in_wm)),
+        _ => in_wm,
     }
 }
 

@@ -55,6 +55,11 @@ impl Streamer<'_> {
                         note(wall_ms());
                     }
                 }
+                OpState::Keyed { run: Some(run), .. } if self.real_clock => {
+                    if let Some(t) = run.next_processing_timer() {
+                        note(t);
+                    }
+                }
                 OpState::Group { drivers, .. } if self.real_clock => {
                     if let Some(t) = drivers
                         .values()

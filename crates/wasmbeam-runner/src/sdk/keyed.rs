@@ -133,7 +133,7 @@ impl KeyedRun for SdkKeyedRun {
         self.run(vec![bundle])
     }
 
-    fn fire(&mut self, watermark: i64) -> OpResult<Option<Vec<Batch>>> {
+    fn fire(&mut self, watermark: i64, _processing: i64) -> OpResult<Option<Vec<Batch>>> {
         let due: Vec<(usize, Vec<u8>)> = self
             .timers
             .iter()

@@ -2,16 +2,16 @@ package abi
 
 import "unsafe"
 
-//go:wasmimport wasmbeam:udf/host@0.2.0 log
+//go:wasmimport wasmbeam:udf/host@0.3.0 log
 func hostLog(level uint32, ptr unsafe.Pointer, n uint32)
 
-//go:wasmimport wasmbeam:udf/host@0.2.0 counter
+//go:wasmimport wasmbeam:udf/host@0.3.0 counter
 func hostCounter(ptr unsafe.Pointer, n uint32, delta int64)
 
-//go:wasmimport wasmbeam:udf/host@0.2.0 distribution
+//go:wasmimport wasmbeam:udf/host@0.3.0 distribution
 func hostDistribution(ptr unsafe.Pointer, n uint32, count, sum, min, max int64)
 
-//go:wasmimport wasmbeam:udf/host@0.2.0 gauge
+//go:wasmimport wasmbeam:udf/host@0.3.0 gauge
 func hostGauge(ptr unsafe.Pointer, n uint32, value int64)
 
 func strPtr(s string) (unsafe.Pointer, uint32) {

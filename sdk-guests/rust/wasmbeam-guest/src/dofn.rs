@@ -33,9 +33,20 @@ pub struct Element<'a> {
     pub pane: u8,
     starts: &'a [i64],
     ends: &'a [i64],
+    scope: u32,
 }
 
 impl<'a> Element<'a> {
+    /// The state and timers of this element's key and window (stateful
+    /// DoFns only: those whose [`DoFn::describe`] declares them; a stateful
+    /// DoFn's elements are each in one window).
+    pub fn state(&self) -> crate::State {
+        crate::State {
+            scope: self.scope,
+            timestamp: self.timestamp,
+        }
+    }
+
     /// The windows this element is in (at least one).
     pub fn windows(&self) -> impl Iterator<Item = Window> + 'a {
         let (s, e) = (self.starts, self.ends);
@@ -55,7 +66,8 @@ pub struct Setup {
 impl Setup {
     /// The config as UTF-8 text.
     pub fn config_str(&self) -> Result<&str, Error> {
-        std::str::from_utf8(&self.config).map_err(|e| Error::new(format!("config is not UTF-8: {e}")))
+        std::str::from_utf8(&self.config)
+            .map_err(|e| Error::new(format!("config is not UTF-8: {e}")))
     }
     /// The index of an output tag, for [`Emitter::emit_to`].
     pub fn output_index(&self, tag: &str) -> Result<u32, Error> {
@@ -63,7 +75,12 @@ impl Setup {
             .iter()
             .position(|t| t == tag)
             .map(|i| i as u32)
-            .ok_or_else(|| Error::new(format!("the transform has no output tagged {tag:?} (outputs: {:?})", self.outputs)))
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "the transform has no output tagged {tag:?} (outputs: {:?})",
+                    self.outputs
+                ))
+            })
     }
 }
 
@@ -81,12 +98,22 @@ pub struct SideInput {
 /// A Beam DoFn. One value of this type lives in each component instance
 /// and sees many bundles.
 pub trait DoFn: Sized + 'static {
+    /// The state cells and timer families the function uses, given its
+    /// config bytes (called before `setup`). The default is a stateless
+    /// DoFn.
+    fn describe(_config: &[u8]) -> Result<crate::Stateful, Error> {
+        Ok(crate::Stateful::new())
+    }
+
     /// Build the function from the transform's configuration.
     fn setup(setup: &Setup) -> Result<Self, Error>;
 
     /// Receive a side input (before the first bundle). The default refuses.
     fn side_input(&mut self, input: SideInput) -> Result<(), Error> {
-        Err(Error::new(format!("this DoFn does not take side inputs (got {:?})", input.tag)))
+        Err(Error::new(format!(
+            "this DoFn does not take side inputs (got {:?})",
+            input.tag
+        )))
     }
 
     /// Called at the start of each bundle.
@@ -96,6 +123,25 @@ pub trait DoFn: Sized + 'static {
 
     /// Process one element.
     fn process(&mut self, element: &Element<'_>, out: &mut Emitter<'_>) -> Result<(), Error>;
+
+    /// A timer fired. Outputs go to the timer's window, at its output
+    /// timestamp unless emitted with another.
+    fn on_timer(&mut self, timer: &crate::Timer<'_>, _out: &mut Emitter<'_>) -> Result<(), Error> {
+        Err(Error::new(format!(
+            "timer family {} fired, but this DoFn has no on_timer",
+            timer.family.0
+        )))
+    }
+
+    /// A window expired for a key that has state in it (only when
+    /// `describe` asked for it): read the state a last time.
+    fn on_window_expiration(
+        &mut self,
+        _expiring: &crate::Expiring<'_>,
+        _out: &mut Emitter<'_>,
+    ) -> Result<(), Error> {
+        Ok(())
+    }
 
     /// Called at the end of each bundle; may emit outputs with explicit timestamps.
     fn finish_bundle(&mut self, _out: &mut FinishEmitter<'_>) -> Result<(), Error> {
@@ -144,7 +190,9 @@ impl OutBuf {
         }
         if ts != INHERIT || self.timestamps.is_some() {
             let n = self.n;
-            let t = self.timestamps.get_or_insert_with(|| INHERIT.to_le_bytes().repeat(n));
+            let t = self
+                .timestamps
+                .get_or_insert_with(|| INHERIT.to_le_bytes().repeat(n));
             packed::push_s64(t, ts);
         }
         self.n += 1;
@@ -211,7 +259,10 @@ pub mod runtime {
     }
 
     fn err(e: Error, element: Option<u32>) -> WitError {
-        WitError { message: e.message, element }
+        WitError {
+            message: e.message,
+            element,
+        }
     }
 
     fn with<T: DoFn, R>(f: impl FnOnce(&mut T) -> Result<R, WitError>) -> Result<R, WitError> {
@@ -230,11 +281,25 @@ pub mod runtime {
         Ok(())
     }
 
-    pub fn load_side_input<T: DoFn>(tag: String, kind: WitSideInputKind, batch: WitInputBatch) -> Result<(), WitError> {
+    pub fn load_side_input<T: DoFn>(
+        tag: String,
+        kind: WitSideInputKind,
+        batch: WitInputBatch,
+    ) -> Result<(), WitError> {
         let (data, offsets) = (&batch.values.data, packed::u32s(&batch.values.offsets));
-        let values = offsets.windows(2).map(|w| data[w[0] as usize..w[1] as usize].to_vec()).collect();
+        let values = offsets
+            .windows(2)
+            .map(|w| data[w[0] as usize..w[1] as usize].to_vec())
+            .collect();
         let multimap = matches!(kind, WitSideInputKind::Multimap);
-        with::<T, _>(|t| t.side_input(SideInput { tag, multimap, values }).map_err(|e| err(e, None)))
+        with::<T, _>(|t| {
+            t.side_input(SideInput {
+                tag,
+                multimap,
+                values,
+            })
+            .map_err(|e| err(e, None))
+        })
     }
 
     pub fn process_bundle<T: DoFn>(batch: WitInputBatch) -> Result<WitOutputBatch, WitError> {
@@ -245,7 +310,10 @@ pub mod runtime {
             let mut buf = OutBuf::with_capacity(n, batch.values.data.len());
             let (data, offs) = (&batch.values.data, packed::u32s(&batch.values.offsets));
             let wo = packed::u32s(&batch.window_offsets);
-            let (starts, ends) = (packed::s64s(&batch.window_starts), packed::s64s(&batch.window_ends));
+            let (starts, ends) = (
+                packed::s64s(&batch.window_starts),
+                packed::s64s(&batch.window_ends),
+            );
             for i in 0..n {
                 let (ws, we) = (wo[i] as usize, wo[i + 1] as usize);
                 let element = Element {
@@ -254,9 +322,94 @@ pub mod runtime {
                     pane: batch.panes[i],
                     starts: &starts[ws..we],
                     ends: &ends[ws..we],
+                    scope: i as u32,
                 };
-                let mut out = Emitter { buf: &mut buf, source: i as u32 };
-                t.process(&element, &mut out).map_err(|e| err(e, Some(i as u32)))?;
+                let mut out = Emitter {
+                    buf: &mut buf,
+                    source: i as u32,
+                };
+                t.process(&element, &mut out)
+                    .map_err(|e| err(e, Some(i as u32)))?;
+            }
+            Ok(into_wit(buf))
+        })
+    }
+
+    pub type WitDofnInfo = types::DofnInfo;
+    pub type WitTimerBatch = types::TimerBatch;
+
+    pub fn describe<T: DoFn>(config: Vec<u8>) -> Result<WitDofnInfo, WitError> {
+        let s = T::describe(&config).map_err(|e| err(e, None))?;
+        Ok(s.info
+            .unwrap_or_else(|| crate::Stateful::new().info.expect("new() is set")))
+    }
+
+    fn values(v: &types::Values) -> impl Iterator<Item = &[u8]> + '_ {
+        let o = packed::u32s(&v.offsets);
+        (0..o.len().saturating_sub(1)).map(move |i| &v.data[o[i] as usize..o[i + 1] as usize])
+    }
+
+    fn first_windows(b: &WitInputBatch) -> Vec<Window> {
+        let wo = packed::u32s(&b.window_offsets);
+        let (s, e) = (packed::s64s(&b.window_starts), packed::s64s(&b.window_ends));
+        (0..wo.len().saturating_sub(1))
+            .map(|i| Window {
+                start: s[wo[i] as usize],
+                end: e[wo[i] as usize],
+            })
+            .collect()
+    }
+
+    pub fn on_timer<T: DoFn>(batch: WitTimerBatch) -> Result<WitOutputBatch, WitError> {
+        with::<T, _>(|t| {
+            let b = &batch.timers;
+            let keys: Vec<&[u8]> = values(&b.values).collect();
+            let tags: Vec<&[u8]> = values(&batch.tags).collect();
+            let (outs, fams, fires) = (
+                packed::s64s(&b.timestamps),
+                packed::u32s(&batch.families),
+                packed::s64s(&batch.fire_times),
+            );
+            let windows = first_windows(b);
+            let mut buf = OutBuf::with_capacity(keys.len(), 0);
+            for i in 0..keys.len() {
+                let timer = crate::Timer {
+                    family: crate::TimerFamily(fams[i]),
+                    tag: std::str::from_utf8(tags[i]).unwrap_or(""),
+                    key: keys[i],
+                    window: windows[i],
+                    fire: fires[i],
+                    output_timestamp: outs[i],
+                    scope: i as u32,
+                };
+                let mut out = Emitter {
+                    buf: &mut buf,
+                    source: i as u32,
+                };
+                t.on_timer(&timer, &mut out)
+                    .map_err(|e| err(e, Some(i as u32)))?;
+            }
+            Ok(into_wit(buf))
+        })
+    }
+
+    pub fn on_window_expiration<T: DoFn>(b: WitInputBatch) -> Result<WitOutputBatch, WitError> {
+        with::<T, _>(|t| {
+            let keys: Vec<&[u8]> = values(&b.values).collect();
+            let windows = first_windows(&b);
+            let mut buf = OutBuf::with_capacity(keys.len(), 0);
+            for i in 0..keys.len() {
+                let e = crate::Expiring {
+                    key: keys[i],
+                    window: windows[i],
+                    scope: i as u32,
+                };
+                let mut out = Emitter {
+                    buf: &mut buf,
+                    source: i as u32,
+                };
+                t.on_window_expiration(&e, &mut out)
+                    .map_err(|e| err(e, Some(i as u32)))?;
             }
             Ok(into_wit(buf))
         })
@@ -265,7 +418,8 @@ pub mod runtime {
     pub fn finish_bundle<T: DoFn>() -> Result<WitOutputBatch, WitError> {
         let r = with::<T, _>(|t| {
             let mut buf = OutBuf::with_capacity(0, 0);
-            t.finish_bundle(&mut FinishEmitter { buf: &mut buf }).map_err(|e| err(e, None))?;
+            t.finish_bundle(&mut FinishEmitter { buf: &mut buf })
+                .map_err(|e| err(e, None))?;
             Ok(into_wit(buf))
         });
         crate::metrics::flush();
@@ -282,7 +436,10 @@ pub mod runtime {
 
     fn into_wit(b: OutBuf) -> WitOutputBatch {
         WitOutputBatch {
-            values: types::Values { data: b.data, offsets: b.offsets },
+            values: types::Values {
+                data: b.data,
+                offsets: b.offsets,
+            },
             tags: b.tags.unwrap_or_default(),
             sources: b.sources,
             timestamps: b.timestamps.unwrap_or_default(),

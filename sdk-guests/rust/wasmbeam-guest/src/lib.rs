@@ -2,7 +2,7 @@
 //!
 //! Write a struct, implement [`DoFn`] (or [`CombineFn`]), and export it with
 //! one macro. The SDK implements wasmbeam's UDF contract
-//! (`wasmbeam:udf@0.2.0`, see `wit/udf.wit`): it receives whole bundles as
+//! (`wasmbeam:udf@0.3.0`, see `wit/udf.wit`): it receives whole bundles as
 //! flat buffers, walks the elements, calls your code per element, and packs
 //! what you emit back into one flat output batch.
 //!
@@ -26,13 +26,19 @@
 //!
 //! Values are the bytes of the PCollection's element coder in the outer
 //! context; [`coders`] decodes and encodes the common Beam coders.
+//!
+//! A stateful DoFn (user state and timers, Beam's `@StateId`/`@TimerId`)
+//! declares its cells and timer families in [`DoFn::describe`] and uses
+//! them through [`Element::state`] and [`DoFn::on_timer`]; see [`State`].
 
 //! A component is either a DoFn or a CombineFn. The crate feature `dofn`
 //! (the default) exports the DoFn world; a CombineFn crate depends on this SDK
 //! with `default-features = false, features = ["combinefn"]`.
 
 #[cfg(all(feature = "dofn", feature = "combinefn"))]
-compile_error!("enable exactly one of the features `dofn` and `combinefn`: a component is one kind of UDF");
+compile_error!(
+    "enable exactly one of the features `dofn` and `combinefn`: a component is one kind of UDF"
+);
 #[cfg(not(any(feature = "dofn", feature = "combinefn")))]
 compile_error!("enable one of the features `dofn` (default) or `combinefn`");
 
@@ -43,6 +49,10 @@ mod combine;
 mod dofn;
 pub mod metrics;
 mod packed;
+#[cfg(feature = "dofn")]
+mod state;
+#[cfg(feature = "dofn")]
+pub use state::{Cell, Combine, Expiring, State, Stateful, Timer, TimerFamily, DEFAULT_OUTPUT};
 
 #[cfg(feature = "combinefn")]
 pub use combine::CombineFn;
@@ -81,11 +91,11 @@ pub use combine::runtime as combine_runtime;
 #[doc(hidden)]
 pub use dofn::runtime as dofn_runtime;
 
+#[cfg(all(feature = "combinefn", not(feature = "dofn")))]
+pub(crate) use bindings::combinefn::wasmbeam::udf::host;
 /// The `host` import of whichever world this crate was built for.
 #[cfg(feature = "dofn")]
 pub(crate) use bindings::dofn::wasmbeam::udf::host;
-#[cfg(all(feature = "combinefn", not(feature = "dofn")))]
-pub(crate) use bindings::combinefn::wasmbeam::udf::host;
 
 /// An error from user code; the runner reports it with the transform name
 /// and the index of the failing element.
@@ -98,7 +108,9 @@ pub struct Error {
 impl Error {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        Error { message: message.into() }
+        Error {
+            message: message.into(),
+        }
     }
 }
 
@@ -162,6 +174,21 @@ macro_rules! export_dofn {
         pub struct __WasmbeamDoFnExport;
         impl $crate::bindings::dofn::exports::wasmbeam::udf::dofn::Guest for __WasmbeamDoFnExport {
             fn runtime_init() {}
+            fn describe(
+                config: ::std::vec::Vec<u8>,
+            ) -> ::std::result::Result<$crate::dofn_runtime::WitDofnInfo, $crate::dofn_runtime::WitError> {
+                $crate::dofn_runtime::describe::<$t>(config)
+            }
+            fn on_timer(
+                timers: $crate::dofn_runtime::WitTimerBatch,
+            ) -> ::std::result::Result<$crate::dofn_runtime::WitOutputBatch, $crate::dofn_runtime::WitError> {
+                $crate::dofn_runtime::on_timer::<$t>(timers)
+            }
+            fn on_window_expiration(
+                expiring: $crate::dofn_runtime::WitInputBatch,
+            ) -> ::std::result::Result<$crate::dofn_runtime::WitOutputBatch, $crate::dofn_runtime::WitError> {
+                $crate::dofn_runtime::on_window_expiration::<$t>(expiring)
+            }
             fn setup(
                 config: ::std::vec::Vec<u8>,
                 outputs: ::std::vec::Vec<::std::string::String>,
