@@ -97,7 +97,7 @@ impl KeyedRun for Run {
         Ok(vec![Batch::default()])
     }
 
-    fn fire(&mut self, watermark: i64) -> OpResult<Option<Vec<Batch>>> {
+    fn fire(&mut self, watermark: i64, _processing: i64) -> OpResult<Option<Vec<Batch>>> {
         let due: Vec<(String, (i64, u32))> = self
             .timers
             .iter()
