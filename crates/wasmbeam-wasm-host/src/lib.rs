@@ -2,7 +2,7 @@
 //!
 //! Runs user-defined functions (Beam DoFns and CombineFns) that were compiled
 //! to WebAssembly components against wasmbeam's WIT contract
-//! (`wit/udf.wit`, package `wasmbeam:udf@0.2.0`), inside sandboxed wasmtime
+//! (`wit/udf.wit`, package `wasmbeam:udf@0.3.0`), inside sandboxed wasmtime
 //! instances, **once per bundle**.
 //!
 //! ## Design
@@ -16,8 +16,8 @@
 //!   cache keyed by the component's sha256 plus the engine's compatibility
 //!   hash (a Python component takes seconds to compile; a cached one loads in
 //!   milliseconds). It then checks the contract: the component must export
-//!   `wasmbeam:udf/dofn@0.2.0` or `wasmbeam:udf/combinefn@0.2.0`, and import
-//!   nothing but WASI and `wasmbeam:udf/host@0.2.0`; anything else is refused
+//!   `wasmbeam:udf/dofn@0.3.0` or `wasmbeam:udf/combinefn@0.3.0`, and import
+//!   nothing but WASI, `wasmbeam:udf/host@0.3.0` and `wasmbeam:udf/state@0.3.0`; anything else is refused
 //!   with a message naming the version it was built for. Compiled code goes
 //!   to the cache only once an instance of it has started, so a component
 //!   that cannot be instantiated is never cached.
