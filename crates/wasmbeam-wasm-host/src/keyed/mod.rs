@@ -21,6 +21,14 @@ use std::sync::Arc;
 
 use wasmbeam_bundle::{Window, GLOBAL_WINDOW_END, MAX_TIMESTAMP};
 
+mod cell;
+#[cfg(test)]
+mod tests;
+mod timers;
+
+use cell::{cell_bytes, combine, push_ordered, varint, Cell};
+use timers::min_id;
+
 /// A runner-side combine of a `combining` cell (the WIT `builtin-combine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuiltinCombine {
@@ -105,20 +113,9 @@ impl DoFnInfo {
 /// A key (nested encoding) and a window: what state belongs to.
 pub type Scope = (Arc<[u8]>, Window);
 
-/// One cell's contents.
-#[derive(Debug, Clone)]
-enum Cell {
-    Empty,
-    Value(Vec<u8>),
-    Bag(Vec<Vec<u8>>),
-    Int(i64, u64),
-    Double(f64, u64),
-    Map(BTreeMap<Vec<u8>, Vec<u8>>),
-    Ordered(BTreeMap<i64, Vec<Vec<u8>>>),
-}
-
-/// A timer's identity: family, key, window, tag.
-type TimerId = (u32, Arc<[u8]>, Window, String);
+/// A timer's identity: key, window, family, tag (in this order, so one
+/// scope's timers are a range).
+type TimerId = (Arc<[u8]>, Window, u32, String);
 
 /// A timer that fired.
 #[derive(Debug, Clone)]
@@ -147,7 +144,7 @@ pub struct KeyedState {
     info: Arc<DoFnInfo>,
     allowed_lateness: i64,
     cells: HashMap<Scope, Vec<Cell>>,
-    timers: HashMap<TimerId, Pending>,
+    timers: BTreeMap<TimerId, Pending>,
     due: BTreeSet<(TimeDomain, i64, TimerId)>,
     holds: BTreeMap<i64, usize>,
     /// Scopes with state or timers, by window expiry.
@@ -167,7 +164,7 @@ impl KeyedState {
             info,
             allowed_lateness: allowed_lateness.max(0),
             cells: HashMap::new(),
-            timers: HashMap::new(),
+            timers: BTreeMap::new(),
             due: BTreeSet::new(),
             holds: BTreeMap::new(),
             expiry: BTreeSet::new(),
@@ -270,7 +267,6 @@ impl KeyedState {
     pub fn read(&self, cell: u32, scope: &Scope, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
         let (c, kind) = self.cell(cell, scope)?;
         match (c.unwrap_or(&Cell::Empty), kind) {
-            (Cell::Empty, CellKind::Combining(BuiltinCombine::Count)) => {}
             (Cell::Empty, _) => {}
             (Cell::Value(v), _) => out.push(v.clone()),
             (Cell::Bag(b), _) => out.extend(b.iter().cloned()),
@@ -478,400 +474,5 @@ impl KeyedState {
             }
         }
         Ok(())
-    }
-
-    /// The `set-timer` import.
-    pub fn set_timer(
-        &mut self,
-        family: u32,
-        scope: &Scope,
-        tag: String,
-        fire: i64,
-        output_timestamp: i64,
-    ) -> Result<(), String> {
-        let spec = self.timer_spec(family)?;
-        let domain = spec.domain;
-        let expiry = self.expiry(scope.1);
-        if domain == TimeDomain::EventTime && fire > expiry {
-            return Err(format!(
-                "event-time timer {:?} was set for {fire}, after its window [{}, {}) expires at {expiry} (end of window plus allowed lateness)",
-                spec.name, scope.1.start, scope.1.end
-            ));
-        }
-        let hold = output_timestamp.clamp(wasmbeam_bundle::MIN_TIMESTAMP, MAX_TIMESTAMP);
-        let id: TimerId = (family, scope.0.clone(), scope.1, tag);
-        self.unset(&id, domain);
-        self.note_scope(scope);
-        self.bytes += ENTRY_COST + id.3.len();
-        self.due.insert((domain, fire, id.clone()));
-        *self.holds.entry(hold).or_default() += 1;
-        self.timers.insert(id, Pending { fire, hold });
-        Ok(())
-    }
-
-    /// Beam's default output timestamp of a timer of `family` due at
-    /// `fire`, set while handling something stamped `current`.
-    pub fn default_output_timestamp(
-        &self,
-        family: u32,
-        fire: i64,
-        current: i64,
-    ) -> Result<i64, String> {
-        Ok(match self.timer_spec(family)?.domain {
-            TimeDomain::EventTime => fire,
-            TimeDomain::ProcessingTime => current,
-        })
-    }
-
-    /// The `clear-timer` import.
-    pub fn clear_timer(&mut self, family: u32, scope: &Scope, tag: String) -> Result<(), String> {
-        let domain = self.timer_spec(family)?.domain;
-        let id: TimerId = (family, scope.0.clone(), scope.1, tag);
-        self.unset(&id, domain);
-        Ok(())
-    }
-
-    fn timer_spec(&self, family: u32) -> Result<&TimerSpec, String> {
-        self.info.timers.get(family as usize).ok_or_else(|| {
-            format!(
-                "timer family {family} does not exist (the DoFn declared {})",
-                self.info.timers.len()
-            )
-        })
-    }
-
-    fn unset(&mut self, id: &TimerId, domain: TimeDomain) {
-        if let Some(p) = self.timers.remove(id) {
-            self.due.remove(&(domain, p.fire, id.clone()));
-            self.release_hold(p.hold);
-            self.bytes = self.bytes.saturating_sub(ENTRY_COST + id.3.len());
-        }
-    }
-
-    fn release_hold(&mut self, hold: i64) {
-        if let Some(n) = self.holds.get_mut(&hold) {
-            *n -= 1;
-            if *n == 0 {
-                self.holds.remove(&hold);
-            }
-        }
-    }
-
-    /// Take the timers due at `watermark` (event time: fire <= watermark)
-    /// and `processing` (processing time), earliest first.
-    pub fn take_due(&mut self, watermark: i64, processing: i64) -> Vec<FiredTimer> {
-        let mut ids = Vec::new();
-        for (domain, now) in [
-            (TimeDomain::EventTime, watermark),
-            (TimeDomain::ProcessingTime, processing),
-        ] {
-            for (d, fire, id) in self.due.range((domain, i64::MIN, min_id())..) {
-                if *d != domain || *fire > now {
-                    break;
-                }
-                ids.push((domain, *fire, id.clone()));
-            }
-        }
-        let mut fired: Vec<FiredTimer> = ids
-            .into_iter()
-            .filter_map(|(domain, fire, id)| {
-                self.due.remove(&(domain, fire, id.clone()));
-                let p = self.timers.remove(&id)?;
-                self.release_hold(p.hold);
-                self.bytes = self.bytes.saturating_sub(ENTRY_COST + id.3.len());
-                Some(FiredTimer {
-                    family: id.0,
-                    scope: (id.1, id.2),
-                    tag: id.3,
-                    fire,
-                    output_timestamp: p.hold,
-                })
-            })
-            .collect();
-        fired.sort_by_key(|t| (t.fire, t.family));
-        fired
-    }
-
-    /// The scopes whose window expired once the input watermark is at
-    /// `watermark` (expiry < watermark), taken out of the index. Their
-    /// state stays readable until [`KeyedState::drop_scope`].
-    pub fn take_expired(&mut self, watermark: i64) -> Vec<Scope> {
-        let mut out = Vec::new();
-        while let Some((t, _)) = self.expiry.first() {
-            // At the end of time every window expires, the global one too.
-            if *t >= watermark && watermark < MAX_TIMESTAMP {
-                break;
-            }
-            let (_, s) = self.expiry.pop_first().expect("checked above");
-            self.bytes = self.bytes.saturating_sub(ENTRY_COST + s.0.len());
-            out.push(s);
-        }
-        out
-    }
-
-    /// True when the scope holds some state.
-    pub fn has_state(&self, scope: &Scope) -> bool {
-        self.cells
-            .get(scope)
-            .is_some_and(|c| c.iter().any(|c| !matches!(c, Cell::Empty)))
-    }
-
-    /// Drop an expired scope's state and its remaining timers.
-    pub fn drop_scope(&mut self, scope: &Scope) {
-        if let Some(cells) = self.cells.remove(scope) {
-            let freed: usize =
-                cells.iter().map(cell_bytes).sum::<usize>() + ENTRY_COST * cells.len();
-            self.bytes = self.bytes.saturating_sub(freed);
-        }
-        let ids: Vec<TimerId> = self
-            .timers
-            .keys()
-            .filter(|id| id.1 == scope.0 && id.2 == scope.1)
-            .cloned()
-            .collect();
-        for id in ids {
-            let domain = self.info.timers[id.0 as usize].domain;
-            self.unset(&id, domain);
-        }
-    }
-}
-
-fn min_id() -> TimerId {
-    (
-        0,
-        Arc::from(&[][..]),
-        Window {
-            start: i64::MIN,
-            end: i64::MIN,
-        },
-        String::new(),
-    )
-}
-
-fn push_ordered<'a>(it: impl Iterator<Item = (&'a i64, &'a Vec<Vec<u8>>)>, out: &mut Vec<Vec<u8>>) {
-    for (t, vs) in it {
-        for v in vs {
-            out.push(t.to_le_bytes().to_vec());
-            out.push(v.clone());
-        }
-    }
-}
-
-fn cell_bytes(c: &Cell) -> usize {
-    match c {
-        Cell::Empty | Cell::Int(..) | Cell::Double(..) => 0,
-        Cell::Value(v) => v.len(),
-        Cell::Bag(b) => b.iter().map(|v| v.len() + 24).sum(),
-        Cell::Map(m) => m.iter().map(|(k, v)| k.len() + v.len() + 48).sum(),
-        Cell::Ordered(o) => o.values().flatten().map(|v| v.len() + 48).sum(),
-    }
-}
-
-/// Fold one encoded input into a combining cell.
-fn combine(c: &mut Cell, f: BuiltinCombine, value: &[u8]) -> Result<(), String> {
-    use BuiltinCombine::*;
-    match f {
-        Count => {
-            let n = match c {
-                Cell::Int(_, n) => *n,
-                _ => 0,
-            };
-            *c = Cell::Int(0, n + 1);
-        }
-        SumInt64 | MinInt64 | MaxInt64 => {
-            let x = read_varint(value)?;
-            *c = match *c {
-                Cell::Int(v, n) => Cell::Int(
-                    match f {
-                        SumInt64 => v.wrapping_add(x),
-                        MinInt64 => v.min(x),
-                        _ => v.max(x),
-                    },
-                    n + 1,
-                ),
-                _ => Cell::Int(x, 1),
-            };
-        }
-        SumDouble | MinDouble | MaxDouble => {
-            let b: [u8; 8] = value
-                .try_into()
-                .map_err(|_| format!("a double is 8 bytes, got {}", value.len()))?;
-            let x = f64::from_be_bytes(b);
-            *c = match *c {
-                Cell::Double(v, n) => Cell::Double(
-                    match f {
-                        SumDouble => v + x,
-                        MinDouble => v.min(x),
-                        _ => v.max(x),
-                    },
-                    n + 1,
-                ),
-                _ => Cell::Double(x, 1),
-            };
-        }
-    }
-    Ok(())
-}
-
-/// Beam's varint encoding of an int64 (two's complement as u64, 7 bits a byte).
-fn varint(v: i64) -> Vec<u8> {
-    let mut u = v as u64;
-    let mut out = Vec::with_capacity(10);
-    loop {
-        let b = (u & 0x7f) as u8;
-        u >>= 7;
-        if u == 0 {
-            out.push(b);
-            return out;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-fn read_varint(b: &[u8]) -> Result<i64, String> {
-    let mut u: u64 = 0;
-    for (i, &x) in b.iter().enumerate().take(10) {
-        u |= ((x & 0x7f) as u64) << (7 * i);
-        if x & 0x80 == 0 {
-            if i + 1 != b.len() {
-                return Err(format!("{} bytes after a varint", b.len() - i - 1));
-            }
-            return Ok(u as i64);
-        }
-    }
-    Err("not a varint int64 (Beam's VarIntCoder)".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info() -> Arc<DoFnInfo> {
-        Arc::new(DoFnInfo {
-            cells: vec![
-                CellSpec {
-                    name: "v".into(),
-                    kind: CellKind::Value,
-                },
-                CellSpec {
-                    name: "bag".into(),
-                    kind: CellKind::Bag,
-                },
-                CellSpec {
-                    name: "sum".into(),
-                    kind: CellKind::Combining(BuiltinCombine::SumInt64),
-                },
-                CellSpec {
-                    name: "m".into(),
-                    kind: CellKind::Map,
-                },
-                CellSpec {
-                    name: "s".into(),
-                    kind: CellKind::Set,
-                },
-                CellSpec {
-                    name: "o".into(),
-                    kind: CellKind::OrderedList,
-                },
-            ],
-            timers: vec![
-                TimerSpec {
-                    name: "et".into(),
-                    domain: TimeDomain::EventTime,
-                },
-                TimerSpec {
-                    name: "pt".into(),
-                    domain: TimeDomain::ProcessingTime,
-                },
-            ],
-            window_expiration: true,
-        })
-    }
-
-    fn scope(k: &[u8], w: Window) -> Scope {
-        (Arc::from(k), w)
-    }
-
-    fn read(s: &KeyedState, cell: u32, sc: &Scope) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        s.read(cell, sc, &mut out).unwrap();
-        out
-    }
-
-    #[test]
-    fn cells_keep_per_key_and_window_contents() {
-        let mut s = KeyedState::new(info(), 0);
-        let a = scope(b"a", Window::GLOBAL);
-        let b = scope(b"b", Window::GLOBAL);
-        s.write(0, &a, b"x".to_vec()).unwrap();
-        s.add(1, &a, b"1".to_vec()).unwrap();
-        s.add(1, &a, b"2".to_vec()).unwrap();
-        s.add(2, &a, varint(40)).unwrap();
-        s.add(2, &a, varint(2)).unwrap();
-        s.put(3, &a, b"k2".to_vec(), b"v2".to_vec()).unwrap();
-        s.put(3, &a, b"k1".to_vec(), b"v1".to_vec()).unwrap();
-        s.add(4, &a, b"z".to_vec()).unwrap();
-        s.add(4, &a, b"y".to_vec()).unwrap();
-        s.add(4, &a, b"z".to_vec()).unwrap();
-        s.add_at(5, &a, 20, b"late".to_vec()).unwrap();
-        s.add_at(5, &a, 10, b"early".to_vec()).unwrap();
-        assert_eq!(read(&s, 0, &a), vec![b"x".to_vec()]);
-        assert_eq!(read(&s, 1, &a), vec![b"1".to_vec(), b"2".to_vec()]);
-        assert_eq!(read(&s, 2, &a), vec![varint(42)]);
-        assert_eq!(
-            read(&s, 3, &a),
-            [b"k1", b"v1", b"k2", b"v2"].map(|x| x.to_vec())
-        );
-        assert_eq!(read(&s, 4, &a), vec![b"y".to_vec(), b"z".to_vec()]);
-        let mut r = Vec::new();
-        s.read_range(5, &a, 15, 30, &mut r).unwrap();
-        assert_eq!(r, vec![20i64.to_le_bytes().to_vec(), b"late".to_vec()]);
-        assert!(read(&s, 0, &b).is_empty(), "another key sees nothing");
-        s.clear(1, &a).unwrap();
-        assert!(read(&s, 1, &a).is_empty());
-        let e = s.write(1, &a, vec![]).unwrap_err();
-        assert!(e.contains("\"bag\""), "{e}");
-        assert!(s
-            .read(9, &a, &mut Vec::new())
-            .unwrap_err()
-            .contains("cell 9"));
-    }
-
-    #[test]
-    fn timers_fire_by_domain_and_the_last_set_wins() {
-        let mut s = KeyedState::new(info(), 0);
-        let w = Window { start: 0, end: 100 };
-        let a = scope(b"a", w);
-        s.set_timer(0, &a, "".into(), 50, 50).unwrap();
-        s.set_timer(0, &a, "".into(), 60, 60).unwrap();
-        s.set_timer(1, &a, "p".into(), 1_000, 5).unwrap();
-        assert_eq!(s.hold(), Some(5));
-        assert_eq!(s.next_processing_timer(), Some(1_000));
-        assert!(s.take_due(55, 0).is_empty(), "reset to 60");
-        let f = s.take_due(60, 0);
-        assert_eq!((f.len(), f[0].fire, f[0].family), (1, 60, 0));
-        assert_eq!(s.take_due(60, 999).len(), 0);
-        assert_eq!(s.take_due(60, 1_000)[0].tag, "p");
-        assert_eq!(s.hold(), None);
-        let e = s.set_timer(0, &a, "".into(), 100, 100).unwrap_err();
-        assert!(e.contains("expires at 99"), "{e}");
-    }
-
-    #[test]
-    fn windows_expire_after_the_allowed_lateness() {
-        let mut s = KeyedState::new(info(), 10);
-        let a = scope(b"a", Window { start: 0, end: 100 });
-        let g = scope(b"a", Window::GLOBAL);
-        s.add(1, &a, b"x".to_vec()).unwrap();
-        s.add(1, &g, b"y".to_vec()).unwrap();
-        s.set_timer(1, &a, "".into(), 5, 5).unwrap();
-        assert!(s.take_expired(109).is_empty());
-        let e = s.take_expired(110);
-        assert_eq!(e, vec![a.clone()]);
-        assert!(s.has_state(&a));
-        s.drop_scope(&a);
-        assert!(!s.has_state(&a));
-        assert_eq!(s.pending_timers(), 0, "its timers go with it");
-        assert_eq!(s.take_expired(MAX_TIMESTAMP), vec![g]);
     }
 }
