@@ -4,29 +4,19 @@
 use super::*;
 
 impl Streamer<'_> {
-    /// Fire processing-time triggers due at the clock.
+    /// Fire processing-time triggers, and stateful ParDos'
+    /// processing-time timers, due at the clock.
     pub(super) fn fire_processing_time(&mut self) -> Result<(), EngineError> {
         let g = self.g;
         for i in 0..g.ops.len() {
             if let OpState::Keyed {
                 run: Some(run),
                 input_watermark,
-            } = &mut self.states[i]
+            } = &self.states[i]
             {
                 if run.next_processing_timer().is_some_and(|t| t <= self.clock) {
-                    let (wm, clock) = (*input_watermark, self.clock);
-                    let mut outs_all = Vec::new();
-                    while let Some(outs) = run.fire(wm, clock).map_err(|m| op_err(g, i, m))? {
-                        outs_all.push(outs);
-                        if outs_all.len() >= super::MAX_TIMER_ROUNDS {
-                            return Err(op_err(g, i, "its processing-time timers kept firing: a timer callback sets a timer at or before the current time"));
-                        }
-                    }
-                    for outs in outs_all {
-                        for (k, b) in outs.into_iter().enumerate() {
-                            self.emit(g.ops[i].outputs[k], b);
-                        }
-                    }
+                    let wm = *input_watermark;
+                    self.fire_keyed(i, wm, self.clock)?;
                 }
                 continue;
             }

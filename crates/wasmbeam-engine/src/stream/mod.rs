@@ -461,11 +461,10 @@ impl<'g> Streamer<'g> {
                         .map_or(in_wm, |h| h.min(in_wm))
                 }
                 OpState::Keyed {
-                    run: Some(run),
+                    run: Some(_),
                     input_watermark,
                 } if in_wm > *input_watermark => {
                     *input_watermark = in_wm;
-                    let mut outs_all = Vec::new();
                     // Once the input is complete no processing time is left
                     // to wait for: every timer fires (as in batch, and on Drain).
                     let clock = if in_wm >= END_OF_TIME {
@@ -473,28 +472,7 @@ impl<'g> Streamer<'g> {
                     } else {
                         clock
                     };
-                    while let Some(outs) = run.fire(in_wm, clock).map_err(|m| op_err(g, i, m))? {
-                        outs_all.push(outs);
-                        if outs_all.len() >= MAX_TIMER_ROUNDS {
-                            return Err(op_err(
-                                g,
-                                i,
-                                format!("its timers kept firing at watermark {in_wm} for {MAX_TIMER_ROUNDS} rounds: a timer callback sets a timer at or before the current watermark"),
-                            ));
-                        }
-                        if self.opts.cancel.load(Ordering::Relaxed) {
-                            return Err(EngineError::Cancelled);
-                        }
-                    }
-                    for outs in outs_all {
-                        for (k, b) in outs.into_iter().enumerate() {
-                            fired |= !b.is_empty();
-                            if let Some(t) = b.timestamps.iter().copied().min() {
-                                emitted = Some(emitted.map_or(t, |e| e.min(t)));
-                            }
-                            self.emit(g.ops[i].outputs[k], b);
-                        }
-                    }
+                    (fired, emitted) = self.fire_keyed(i, in_wm, clock)?;
                     keyed_hold(&self.states[i], in_wm)
                 }
                 OpState::Keyed { .. } => keyed_hold(&self.states[i], in_wm),
@@ -526,6 +504,48 @@ impl<'g> Streamer<'g> {
             }
         }
         Ok(moved)
+    }
+}
+
+impl Streamer<'_> {
+    /// Fire stateful ParDo `i`'s due timers, round after round, at input
+    /// watermark `wm` and processing time `clock`, and hand their outputs
+    /// on: whether anything was output, and the earliest output timestamp.
+    fn fire_keyed(
+        &mut self,
+        i: usize,
+        wm: i64,
+        clock: i64,
+    ) -> Result<(bool, Option<i64>), EngineError> {
+        let g = self.g;
+        let OpState::Keyed { run: Some(run), .. } = &mut self.states[i] else {
+            return Ok((false, None));
+        };
+        let mut outs_all = Vec::new();
+        while let Some(outs) = run.fire(wm, clock).map_err(|m| op_err(g, i, m))? {
+            outs_all.push(outs);
+            if outs_all.len() >= MAX_TIMER_ROUNDS {
+                return Err(op_err(
+                    g,
+                    i,
+                    format!("its timers kept firing at watermark {wm} and processing time {clock} for {MAX_TIMER_ROUNDS} rounds: a timer callback sets a timer at or before the current time"),
+                ));
+            }
+            if self.opts.cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Cancelled);
+            }
+        }
+        let (mut fired, mut emitted) = (false, None::<i64>);
+        for outs in outs_all {
+            for (k, b) in outs.into_iter().enumerate() {
+                fired |= !b.is_empty();
+                if let Some(t) = b.timestamps.iter().copied().min() {
+                    emitted = Some(emitted.map_or(t, |e| e.min(t)));
+                }
+                self.emit(g.ops[i].outputs[k], b);
+            }
+        }
+        Ok((fired, emitted))
     }
 }
 
