@@ -17,12 +17,10 @@
 
 use std::sync::Arc;
 
-use wasmbeam_engine::{
-    Batch, KeyedDoFnExec, KeyedRun, KvCodec, OpError, OpResult, Window, PANE_NO_FIRING,
-};
-use wasmbeam_wasm_host::{DoFnInfo, DoFnPool, KeyedState, OutputBatch, Scope, MIN_TIMESTAMP};
+use wasmbeam_engine::{Batch, KeyedDoFnExec, KeyedRun, KvCodec, OpResult, Window, PANE_NO_FIRING};
+use wasmbeam_wasm_host::{DoFnInfo, DoFnPool, KeyedState, Scope, MIN_TIMESTAMP};
 
-use crate::udf::{split_outputs, WasmDoFn};
+use crate::udf::{bundle_outputs, WasmDoFn};
 
 /// A stateful ParDo whose DoFn is a WASM component.
 pub struct WasmStatefulDoFn {
@@ -102,36 +100,15 @@ impl WasmKeyedRun {
     fn processing(&self) -> i64 {
         self.processing.unwrap_or_else(wall_ms)
     }
-
-    /// Run `call` on an instance, then finish the bundle; the outputs of
-    /// both, split by output and resolved against `input`.
-    fn call(
-        &mut self,
-        input: &Batch,
-        call: impl FnOnce(
-            &mut wasmbeam_wasm_host::DoFnInstance,
-            &mut KeyedState,
-        ) -> Result<OutputBatch, wasmbeam_wasm_host::UdfError>,
-    ) -> OpResult<Vec<Batch>> {
-        let mut inst = self.pool.acquire().map_err(OpError::new)?;
-        let processed = call(&mut inst, &mut self.state);
-        let finished = processed.as_ref().ok().map(|_| inst.finish_bundle());
-        self.pool.release(inst);
-        let processed = processed.map_err(OpError::new)?;
-        let finished = finished
-            .unwrap_or_else(|| Ok(OutputBatch::default()))
-            .map_err(OpError::new)?;
-        let mut outs: Vec<Batch> = (0..self.outputs).map(|_| Batch::default()).collect();
-        split_outputs(input, &processed, &mut outs)?;
-        split_outputs(input, &finished, &mut outs)?;
-        Ok(outs)
-    }
 }
 
 impl KeyedRun for WasmKeyedRun {
     fn process(&mut self, input: Batch) -> OpResult<Vec<Batch>> {
-        // One element per window: state belongs to a key and a window.
-        let mut exploded = Batch::with_capacity(input.len(), input.values.data.len());
+        // One element per window: state belongs to a key and a window. A
+        // bundle whose elements are each in one window (the usual case)
+        // goes as it is.
+        let single = input.window_starts.len() == input.len();
+        let mut exploded = Batch::default();
         let mut scopes: Vec<Scope> = Vec::with_capacity(input.len());
         let mut last: Option<Arc<[u8]>> = None;
         for e in input.iter() {
@@ -145,21 +122,23 @@ impl KeyedRun for WasmKeyedRun {
                 }
             };
             for w in e.windows() {
-                exploded.push_in_pane(e.value, e.timestamp, [w], e.pane, e.pane_indexes);
+                if !single {
+                    exploded.push_in_pane(e.value, e.timestamp, [w], e.pane, e.pane_indexes);
+                }
                 scopes.push((key.clone(), w));
             }
         }
+        let batch = if single { &input } else { &exploded };
         let (wm, now) = (self.watermark, self.processing());
-        self.call(&exploded, |inst, state| {
-            inst.process_keyed(&exploded, scopes, state, wm, now)
+        let state = &mut self.state;
+        bundle_outputs(&self.pool, batch, self.outputs, |inst| {
+            inst.process_keyed(batch, scopes, state, wm, now)
         })
     }
 
     fn fire(&mut self, watermark: i64, processing: i64) -> OpResult<Option<Vec<Batch>>> {
-        self.watermark = self.watermark.max(watermark);
-        let processing = processing.max(self.processing.unwrap_or(i64::MIN));
-        self.processing = Some(processing);
-        let wm = self.watermark;
+        self.observe(watermark, processing);
+        let (wm, processing) = (self.watermark, self.processing());
         let fired = self.state.take_due(wm, processing);
         if !fired.is_empty() {
             let pseudo: Vec<(&Scope, i64)> = fired
@@ -167,11 +146,11 @@ impl KeyedRun for WasmKeyedRun {
                 .map(|f| (&f.scope, f.output_timestamp))
                 .collect();
             let timers = scope_batch(&pseudo);
-            return self
-                .call(&timers, |inst, state| {
-                    inst.on_timer(&timers, &fired, state, wm, processing)
-                })
-                .map(Some);
+            let state = &mut self.state;
+            return bundle_outputs(&self.pool, &timers, self.outputs, |inst| {
+                inst.on_timer(&timers, &fired, state, wm, processing)
+            })
+            .map(Some);
         }
         let expired = self.state.take_expired(wm);
         if expired.is_empty() {
@@ -191,7 +170,8 @@ impl KeyedRun for WasmKeyedRun {
                     .collect();
                 let batch = scope_batch(&pseudo);
                 drop(pseudo);
-                outs = self.call(&batch, |inst, state| {
+                let state = &mut self.state;
+                outs = bundle_outputs(&self.pool, &batch, self.outputs, |inst| {
                     inst.on_window_expiration(&batch, with_state, state, wm, processing)
                 })?;
             }

@@ -5,8 +5,8 @@ use std::sync::{Arc, RwLock};
 
 use wasmbeam_engine::{Batch, CombineExec, DoFnExec, OpError, OpResult, Values, Window};
 use wasmbeam_wasm_host::{
-    CombineFnPool, DoFnPool, DoFnSpec, OutputBatch, SideInput, SideInputKind, UdfComponent,
-    INHERIT_TIMESTAMP, NO_SOURCE,
+    CombineFnPool, DoFnInstance, DoFnPool, DoFnSpec, OutputBatch, SideInput, SideInputKind,
+    UdfComponent, UdfError, INHERIT_TIMESTAMP, NO_SOURCE,
 };
 
 /// Split a UDF's output batch by output index, resolving inherited
@@ -48,6 +48,31 @@ pub fn split_outputs(
         }
     }
     Ok(())
+}
+
+/// Run `call` on an instance of `pool`, then finish the bundle, and give
+/// the instance back; both calls' outputs, split into `outputs` batches
+/// (at least one) and resolved against `input`.
+pub(crate) fn bundle_outputs(
+    pool: &DoFnPool,
+    input: &Batch,
+    outputs: usize,
+    call: impl FnOnce(&mut DoFnInstance) -> Result<OutputBatch, UdfError>,
+) -> OpResult<Vec<Batch>> {
+    let mut inst = pool.acquire().map_err(OpError::new)?;
+    let processed = call(&mut inst);
+    let finished = processed.as_ref().ok().map(|_| inst.finish_bundle());
+    pool.release(inst);
+    let processed = processed.map_err(OpError::new)?;
+    let finished = finished
+        .unwrap_or_else(|| Ok(OutputBatch::default()))
+        .map_err(OpError::new)?;
+    let mut outs: Vec<Batch> = (0..outputs.max(1))
+        .map(|_| Batch::with_capacity(processed.values.len(), processed.values.data.len()))
+        .collect();
+    split_outputs(input, &processed, &mut outs)?;
+    split_outputs(input, &finished, &mut outs)?;
+    Ok(outs)
 }
 
 /// A ParDo whose DoFn is a WASM component.
@@ -115,21 +140,8 @@ impl DoFnExec for WasmDoFn {
 
     fn process(&self, input: Batch) -> OpResult<Vec<Batch>> {
         let pool = self.pool()?;
-        let mut inst = pool.acquire().map_err(OpError::new)?;
-        let processed = inst.process_bundle(&input);
-        let finished = processed.as_ref().ok().map(|_| inst.finish_bundle());
-        pool.release(inst);
-        let processed = processed.map_err(OpError::new)?;
-        let finished = finished
-            .unwrap_or_else(|| Ok(OutputBatch::default()))
-            .map_err(OpError::new)?;
-        let n = self.spec.outputs.len().max(1);
-        let mut outs: Vec<Batch> = (0..n)
-            .map(|_| Batch::with_capacity(processed.values.len(), processed.values.data.len()))
-            .collect();
-        split_outputs(&input, &processed, &mut outs)?;
-        split_outputs(&input, &finished, &mut outs)?;
-        Ok(outs)
+        let n = self.spec.outputs.len();
+        bundle_outputs(&pool, &input, n, |inst| inst.process_bundle(&input))
     }
 }
 
