@@ -99,11 +99,10 @@ func Describe(f func(config []byte) (*Stateful, error)) { describeFn = f }
 // State is the state and timers of one key and window during one call.
 type State struct {
 	scope uint32
-	ts    int64
 }
 
 // State of the element's key and window (stateful DoFns only).
-func (e *Element) State() State { return State{uint32(e.Index), e.Timestamp} }
+func (e *Element) State() State { return State{uint32(e.Index)} }
 
 // Read returns a cell's entries (see wit/udf.wit `read`).
 func (s State) Read(c Cell) [][]byte { return abi.StateRead(uint32(c), s.scope) }
@@ -220,7 +219,7 @@ type Timer struct {
 }
 
 // State of the timer's key and window.
-func (t *Timer) State() State { return State{t.scope, t.OutputTimestamp} }
+func (t *Timer) State() State { return State{t.scope} }
 
 // Expiring is a key and window whose window expired.
 type Expiring struct {
@@ -230,7 +229,7 @@ type Expiring struct {
 }
 
 // State of the expiring key and window (cleared after the call).
-func (x *Expiring) State() State { return State{x.scope, x.Window.End - 1} }
+func (x *Expiring) State() State { return State{x.scope} }
 
 // TimerHandler is implemented by DoFns with timers.
 type TimerHandler interface {

@@ -155,7 +155,7 @@ class Dofn(exports.Dofn):
                 t.family = names.get(fams[i], fams[i])
                 t.tag, t.key, t.window = tags[i], keys[i], windows[i]
                 t.fire, t.output_timestamp = fires[i], outs[i]
-                t.state = _state.State(i, outs[i])
+                t.state = _state.State(i)
                 Dofn.fn.on_timer(t, out)
                 ends.append(len(out.values))
         except Exception as ex:
@@ -175,7 +175,7 @@ class Dofn(exports.Dofn):
             for i in range(len(keys)):
                 e = _state.Expiring()
                 e.key, e.window = keys[i], windows[i]
-                e.state = _state.State(i, windows[i].end - 1)
+                e.state = _state.State(i)
                 Dofn.fn.on_window_expiration(e, out)
                 ends.append(len(out.values))
         except Exception as ex:

@@ -53,7 +53,7 @@ class Element:
         """The state and timers of this element's key and window
         (stateful DoFns only; see wasmbeam_guest.state)."""
         from wasmbeam_guest.state import State
-        return State(self.index, self.timestamp)
+        return State(self.index)
 
     @property
     def timestamp(self):

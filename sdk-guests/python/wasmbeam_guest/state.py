@@ -20,6 +20,8 @@ window; `on_timer(timer, out)` and `on_window_expiration(expiring, out)`
 get the same `state` for the timer's key and window.
 """
 
+from wasmbeam_guest._packed import split
+
 STATE_KINDS = ("value", "bag", "map", "set", "ordered_list")
 COMBINES = ("sum_int64", "min_int64", "max_int64", "sum_double",
             "min_double", "max_double", "count")
@@ -90,18 +92,16 @@ def _index(table, what, ref):
 
 
 def _split(v):
-    from wasmbeam_guest._packed import split
     return [bytes(x) for x in split(v.data, v.offsets)]
 
 
 class State:
     """The state and timers of one key and window during one call."""
 
-    __slots__ = ("_scope", "_ts")
+    __slots__ = ("_scope",)
 
-    def __init__(self, scope, timestamp):
+    def __init__(self, scope):
         self._scope = scope
-        self._ts = timestamp
 
     def _c(self, cell):
         return _index(_Names.cells, "state cell", cell)

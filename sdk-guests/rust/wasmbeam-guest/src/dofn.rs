@@ -339,9 +339,7 @@ pub mod runtime {
     pub type WitTimerBatch = types::TimerBatch;
 
     pub fn describe<T: DoFn>(config: Vec<u8>) -> Result<WitDofnInfo, WitError> {
-        let s = T::describe(&config).map_err(|e| err(e, None))?;
-        Ok(s.info
-            .unwrap_or_else(|| crate::Stateful::new().info.expect("new() is set")))
+        Ok(T::describe(&config).map_err(|e| err(e, None))?.into_wit())
     }
 
     fn values(v: &types::Values) -> impl Iterator<Item = &[u8]> + '_ {

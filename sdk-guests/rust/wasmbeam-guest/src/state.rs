@@ -51,37 +51,27 @@ pub struct TimerFamily(pub u32);
 /// What a DoFn needs beyond elements; [`Stateful::new`] is a stateless DoFn.
 #[derive(Debug, Clone, Default)]
 pub struct Stateful {
-    pub(crate) info: Option<types::DofnInfo>,
+    cells: Vec<types::StateCell>,
+    timers: Vec<types::TimerFamily>,
+    window_expiration: bool,
 }
 
 impl Stateful {
     /// No state, no timers.
     pub fn new() -> Self {
-        Stateful {
-            info: Some(types::DofnInfo {
-                state: vec![],
-                timers: vec![],
-                window_expiration: false,
-            }),
-        }
+        Stateful::default()
     }
     fn cell(mut self, name: &str, kind: types::StateKind) -> Self {
-        if let Some(i) = self.info.as_mut() {
-            i.state.push(types::StateCell {
-                name: name.into(),
-                kind,
-            });
-        }
+        self.cells.push(types::StateCell { name: name.into(), kind });
         self
     }
     fn timer(mut self, name: &str, domain: types::TimeDomain) -> Self {
-        if let Some(i) = self.info.as_mut() {
-            i.timers.push(types::TimerFamily {
-                name: name.into(),
-                domain,
-            });
-        }
+        self.timers.push(types::TimerFamily { name: name.into(), domain });
         self
+    }
+    /// The contract's record of this declaration.
+    pub(crate) fn into_wit(self) -> types::DofnInfo {
+        types::DofnInfo { state: self.cells, timers: self.timers, window_expiration: self.window_expiration }
     }
     /// Declare a value cell (one value per key and window).
     pub fn value(self, name: &str) -> Self {
@@ -127,9 +117,7 @@ impl Stateful {
     }
     /// Ask for [`crate::DoFn::on_window_expiration`] calls.
     pub fn on_window_expiration(mut self) -> Self {
-        if let Some(i) = self.info.as_mut() {
-            i.window_expiration = true;
-        }
+        self.window_expiration = true;
         self
     }
 }
@@ -138,7 +126,7 @@ impl Stateful {
 #[derive(Debug, Clone, Copy)]
 pub struct State {
     pub(crate) scope: u32,
-    /// Default output timestamp of timers set through this handle.
+    /// The timestamp of the element or timer this handle belongs to.
     pub(crate) timestamp: i64,
 }
 
