@@ -414,15 +414,13 @@ pub(crate) struct KeyedCall {
 use crate::bindings::dofn::wasmbeam::udf::state as wit_state;
 use crate::bindings::dofn::wasmbeam::udf::types::Values as WitValues;
 
-fn wit_values(entries: Vec<Vec<u8>>) -> WitValues {
-    let mut data = Vec::with_capacity(entries.iter().map(Vec::len).sum());
-    let mut offsets = Vec::with_capacity(4 * (entries.len() + 1));
-    offsets.extend_from_slice(&0u32.to_le_bytes());
-    for e in entries {
-        data.extend_from_slice(&e);
-        offsets.extend_from_slice(&(data.len() as u32).to_le_bytes());
+fn wit_values(v: wasmbeam_bundle::Values) -> WitValues {
+    let mut offsets = Vec::new();
+    crate::batch::pack_u32(&mut offsets, &v.offsets);
+    WitValues {
+        data: v.data,
+        offsets,
     }
-    WitValues { data, offsets }
 }
 
 impl HostState {
@@ -454,11 +452,11 @@ impl HostState {
         f: impl FnOnce(
             &crate::keyed::KeyedState,
             &crate::keyed::Scope,
-            &mut Vec<Vec<u8>>,
+            &mut wasmbeam_bundle::Values,
         ) -> Result<(), String>,
     ) -> wasmtime::Result<WitValues> {
         let out = self.keyed(op, scope, |st, s| {
-            let mut out = Vec::new();
+            let mut out = wasmbeam_bundle::Values::default();
             f(st, s, &mut out).map(|()| out)
         })?;
         Ok(wit_values(out))

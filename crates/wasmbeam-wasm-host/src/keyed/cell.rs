@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use wasmbeam_bundle::Values;
+
 use super::BuiltinCombine;
 
 /// One cell's contents.
@@ -18,12 +20,12 @@ pub(super) enum Cell {
 
 pub(super) fn push_ordered<'a>(
     it: impl Iterator<Item = (&'a i64, &'a Vec<Vec<u8>>)>,
-    out: &mut Vec<Vec<u8>>,
+    out: &mut Values,
 ) {
     for (t, vs) in it {
         for v in vs {
-            out.push(t.to_le_bytes().to_vec());
-            out.push(v.clone());
+            out.push(&t.to_le_bytes());
+            out.push(v);
         }
     }
 }

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use wasmbeam_bundle::{Window, GLOBAL_WINDOW_END, MAX_TIMESTAMP};
+use wasmbeam_bundle::{Values, Window, GLOBAL_WINDOW_END, MAX_TIMESTAMP};
 
 mod cell;
 #[cfg(test)]
@@ -264,22 +264,22 @@ impl KeyedState {
     }
 
     /// The `read` import: a cell's entries (see `wit/udf.wit`).
-    pub fn read(&self, cell: u32, scope: &Scope, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
+    pub fn read(&self, cell: u32, scope: &Scope, out: &mut Values) -> Result<(), String> {
         let (c, kind) = self.cell(cell, scope)?;
         match (c.unwrap_or(&Cell::Empty), kind) {
             (Cell::Empty, _) => {}
-            (Cell::Value(v), _) => out.push(v.clone()),
-            (Cell::Bag(b), _) => out.extend(b.iter().cloned()),
-            (Cell::Int(v, n), CellKind::Combining(f)) => out.push(varint(match f {
+            (Cell::Value(v), _) => out.push(v),
+            (Cell::Bag(b), _) => b.iter().for_each(|v| out.push(v)),
+            (Cell::Int(v, n), CellKind::Combining(f)) => out.push(&varint(match f {
                 BuiltinCombine::Count => *n as i64,
                 _ => *v,
             })),
-            (Cell::Double(v, _), _) => out.push(v.to_be_bytes().to_vec()),
-            (Cell::Map(m), CellKind::Set) => out.extend(m.keys().cloned()),
+            (Cell::Double(v, _), _) => out.push(&v.to_be_bytes()),
+            (Cell::Map(m), CellKind::Set) => m.keys().for_each(|k| out.push(k)),
             (Cell::Map(m), _) => {
                 for (k, v) in m {
-                    out.push(k.clone());
-                    out.push(v.clone());
+                    out.push(k);
+                    out.push(v);
                 }
             }
             (Cell::Ordered(o), _) => push_ordered(o.range(..), out),
@@ -295,7 +295,7 @@ impl KeyedState {
         scope: &Scope,
         from: i64,
         until: i64,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut Values,
     ) -> Result<(), String> {
         let (c, kind) = self.cell(cell, scope)?;
         if kind != CellKind::OrderedList {
@@ -315,7 +315,7 @@ impl KeyedState {
         cell: u32,
         scope: &Scope,
         key: &[u8],
-        out: &mut Vec<Vec<u8>>,
+        out: &mut Values,
     ) -> Result<(), String> {
         let (c, kind) = self.cell(cell, scope)?;
         match kind {
@@ -324,7 +324,7 @@ impl KeyedState {
         }
         if let Some(Cell::Map(m)) = c {
             if let Some(v) = m.get(key) {
-                out.push(v.clone());
+                out.push(v);
             }
         }
         Ok(())

@@ -50,9 +50,9 @@ fn scope(k: &[u8], w: Window) -> Scope {
 }
 
 fn read(s: &KeyedState, cell: u32, sc: &Scope) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
+    let mut out = Values::default();
     s.read(cell, sc, &mut out).unwrap();
-    out
+    out.iter().map(<[u8]>::to_vec).collect()
 }
 
 #[test]
@@ -80,8 +80,9 @@ fn cells_keep_per_key_and_window_contents() {
         [b"k1", b"v1", b"k2", b"v2"].map(|x| x.to_vec())
     );
     assert_eq!(read(&s, 4, &a), vec![b"y".to_vec(), b"z".to_vec()]);
-    let mut r = Vec::new();
+    let mut r = Values::default();
     s.read_range(5, &a, 15, 30, &mut r).unwrap();
+    let r: Vec<Vec<u8>> = r.iter().map(<[u8]>::to_vec).collect();
     assert_eq!(r, vec![20i64.to_le_bytes().to_vec(), b"late".to_vec()]);
     assert!(read(&s, 0, &b).is_empty(), "another key sees nothing");
     s.clear(1, &a).unwrap();
@@ -89,7 +90,7 @@ fn cells_keep_per_key_and_window_contents() {
     let e = s.write(1, &a, vec![]).unwrap_err();
     assert!(e.contains("\"bag\""), "{e}");
     assert!(s
-        .read(9, &a, &mut Vec::new())
+        .read(9, &a, &mut Values::default())
         .unwrap_err()
         .contains("cell 9"));
 }
