@@ -128,6 +128,7 @@ fn telemetry_is_byte_identical_in_rust_go_and_python() {
     for (prefix, expected) in [
         ("minute_stats", "expected_minute_stats.csv"),
         ("daily_totals", "expected_daily_totals.csv"),
+        ("alerts", "expected_alerts.csv"),
     ] {
         let want =
             sorted_lines(&std::fs::read(repo().join("examples/telemetry").join(expected)).unwrap());

@@ -161,7 +161,7 @@ fn telemetry_example_matches_its_expected_outputs() {
         &repo(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    for name in ["minute_stats", "daily_totals"] {
+    for name in ["minute_stats", "daily_totals", "alerts"] {
         let expected: Vec<String> =
             std::fs::read_to_string(repo().join(format!("examples/telemetry/expected_{name}.csv")))
                 .unwrap()

@@ -564,27 +564,41 @@ fn test_stream_panes_match_beams_direct_runner() {
     }
 }
 
-/// A stateful WASM DoFn (examples/dedup: a value cell, a runner-side
-/// count and an event-time TTL timer) on a Beam Python TestStream, mixed
-/// with Python DoFns in a LOOPBACK harness, emits exactly what the same
-/// dedup written as a Beam Python stateful DoFn emits on Beam's own
-/// DirectRunner: values, timestamps, windows and outputs, including a
-/// timer that fires between two bundles and a key that becomes new again
-/// once its state expired.
+/// Stateful WASM DoFns on Beam Python TestStreams, mixed with Python DoFns
+/// in a LOOPBACK harness, emit exactly what the same DoFns written as Beam
+/// Python stateful DoFns emit on Beam's own DirectRunner:
+/// * examples/dedup (a value cell, a runner-side count, an event-time TTL
+///   timer): values, timestamps, windows and outputs, including a timer
+///   that fires between two bundles and a key that is new again once its
+///   state expired;
+/// * examples/telemetry's alert mode (a processing-time timer that each
+///   reading resets): the same alerts as the TestStream's processing time
+///   advances, each stamped with the reading that set its timer.
 #[test]
-fn a_stateful_wasm_dofn_on_a_test_stream_matches_beams_direct_runner() {
+fn stateful_wasm_dofns_on_test_streams_match_beams_direct_runner() {
     let tmp = tempfile::tempdir().unwrap();
-    let wasm = build(
+    let dedup = build(
         &repo().join("examples/dedup/udf"),
         &tmp.path().join("dedup.wasm"),
     );
+    let telemetry = build(
+        &repo().join("examples/telemetry/udf"),
+        &tmp.path().join("telemetry.wasm"),
+    );
     let server = Server::start(&tmp.path().join("state"));
     let o = script(
-        "stateful_dedup_stream.py",
-        &[&server.endpoint, wasm.to_str().unwrap()],
+        "stateful_wasm_stream.py",
+        &[
+            &server.endpoint,
+            dedup.to_str().unwrap(),
+            telemetry.to_str().unwrap(),
+        ],
     );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && out.contains("OK"), "{}", text(&o));
+    for case in ["dedup: 5 records", "alert: 3 records"] {
+        assert!(out.contains(case), "{case} missing: {out}");
+    }
 }
 
 /// An unbounded pipeline (wasmbeam's GenerateSequence, Python DoFns in a

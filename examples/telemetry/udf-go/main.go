@@ -5,6 +5,8 @@
 //     time. The header is dropped; a line that does not parse goes to the
 //     "invalid" output with the reason appended, so the job keeps running.
 //   - format:LABEL: kv<string_utf8, double> → "meter,window_start,LABEL,value".
+//   - alert:GAP_MS: kv<string_utf8, double> readings → "meter,last_reading_time,
+//     no reading for Ns" once GAP_MS of processing time passes without one.
 package main
 
 import (
@@ -245,8 +247,70 @@ func (tm *telemetry) ProcessElement(e *dofn.Element, out *dofn.Emitter) error {
 	return nil
 }
 
+// alert is the `alert:GAP_MS` mode (see ../udf): a value cell with the
+// event time of the meter's latest reading, and a processing-time timer that each
+// reading resets.
+type alert struct{ gap int64 }
+
+const (
+	last    dofn.Cell        = 0
+	silence dofn.TimerFamily = 0
+)
+
+func (a *alert) ProcessElement(e *dofn.Element, out *dofn.Emitter) error {
+	st := e.State()
+	latest := e.Timestamp
+	if b, ok := st.Get(last); ok {
+		t, err := coders.VarInt(b)
+		if err != nil {
+			return err
+		}
+		latest = max(latest, t)
+	}
+	st.Write(last, coders.AppendVarInt(nil, latest))
+	st.SetTimer(silence, st.Now()+a.gap)
+	return nil
+}
+
+func (a *alert) OnTimer(t *dofn.Timer, out *dofn.Emitter) error {
+	meter, _, err := coders.ReadNested(t.Key)
+	if err != nil {
+		return err
+	}
+	st := t.State()
+	if b, ok := st.Get(last); ok {
+		ts, err := coders.VarInt(b)
+		if err != nil {
+			return err
+		}
+		out.Emit([]byte(fmt.Sprintf("%s,%s,no reading for %ds", meter, formatTime(ts), a.gap/1000)))
+	}
+	st.Clear(last)
+	return nil
+}
+
+// alertGap is GAP_MS of an `alert:GAP_MS` config, or 0 for other modes.
+func alertGap(c string) (int64, error) {
+	g, ok := strings.CutPrefix(c, "alert:")
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(g, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("config %q: GAP_MS must be a positive integer", c)
+	}
+	return n, nil
+}
+
 func newTelemetry(s *dofn.Setup) (dofn.DoFn, error) {
 	c := s.ConfigString()
+	gap, err := alertGap(c)
+	if err != nil {
+		return nil, err
+	}
+	if gap > 0 {
+		return &alert{gap}, nil
+	}
 	if c == "parse" {
 		i, err := s.OutputIndex("invalid")
 		if err != nil {
@@ -257,9 +321,18 @@ func newTelemetry(s *dofn.Setup) (dofn.DoFn, error) {
 	if label, ok := strings.CutPrefix(c, "format:"); ok {
 		return &telemetry{label: label}, nil
 	}
-	return nil, fmt.Errorf("unknown mode %q: use parse or format:LABEL", c)
+	return nil, fmt.Errorf("unknown mode %q: use parse, format:LABEL or alert:GAP_MS", c)
 }
 
-func init() { dofn.Register(newTelemetry) }
+func init() {
+	dofn.Describe(func(config []byte) (*dofn.Stateful, error) {
+		gap, err := alertGap(string(config))
+		if err != nil || gap == 0 {
+			return nil, err
+		}
+		return dofn.NewStateful().Value("last").ProcessingTimer("silence"), nil
+	})
+	dofn.Register(newTelemetry)
+}
 
 func main() {}

@@ -6,6 +6,8 @@ mode; the output matches the Rust version in ../udf byte for byte.
   Rows that do not parse go to the `invalid` output, with the reason
   appended; the header line and blank lines are dropped.
 * format:LABEL: kv<string_utf8, double> -> "meter,window_start,LABEL,value".
+* alert:GAP_MS: kv<string_utf8, double> readings -> "meter,last_reading_time,
+  no reading for Ns" once GAP_MS of processing time passes without one.
 """
 import math
 import re
@@ -107,19 +109,44 @@ def fixed(v, digits):
     return "NaN" if math.isnan(v) else f"{v:.{digits}f}"
 
 
+def alert_gap(c):
+    """GAP_MS of an alert:GAP_MS config, or None for other modes."""
+    if not c.startswith("alert:"):
+        return None
+    g = c[len("alert:"):]
+    if not (g.isascii() and g.isdigit()) or int(g) <= 0:
+        raise wb.UdfError(f"config {rust_debug(c)}: GAP_MS must be a positive integer")
+    return int(g)
+
+
 class Telemetry(wb.DoFn):
+    @classmethod
+    def describe(cls, config):
+        if alert_gap(config.decode()) is None:
+            return None
+        return wb.Stateful().value("last").processing_timer("silence")
+
     def __init__(self, setup):
         c = setup.config_str()
-        if c == "parse":
+        self.gap = alert_gap(c)
+        if self.gap is not None:
+            self.label = "alert"
+        elif c == "parse":
             self.invalid = setup.output_index("invalid")
             self.label = None
         elif c.startswith("format:"):
             self.label = c[len("format:"):]
         else:
-            raise wb.UdfError(f"unknown mode {rust_debug(c)}: use parse or format:LABEL")
+            raise wb.UdfError(f"unknown mode {rust_debug(c)}: use parse, format:LABEL or alert:GAP_MS")
 
     def process(self, element, out):
-        if self.label is None:
+        if self.gap is not None:
+            st = element.state
+            prev = st.get("last")
+            latest = element.timestamp if prev is None else max(coders.varint(prev), element.timestamp)
+            st.write("last", coders.encode_varint(latest))
+            st.set_timer("silence", st.now() + self.gap)
+        elif self.label is None:
             self.parse(element, out)
         else:
             meter, rest = coders.split_kv(element.value)
@@ -146,6 +173,16 @@ class Telemetry(wb.DoFn):
                 out.emit_with_timestamp(coders.encode_kv(meter, coders.encode_double(k)), t)
                 return
         out.emit_to(self.invalid, f"{line} # {why}".encode())
+
+
+    def on_timer(self, timer, out):
+        meter, _ = coders.read_nested(timer.key)
+        st = timer.state
+        last = st.get("last")
+        if last is not None:
+            out.emit(f"{bytes(meter).decode()},{format_time(coders.varint(last))},"
+                     f"no reading for {self.gap // 1000}s".encode())
+        st.clear("last")
 
 
 wb.export_dofn(Telemetry)

@@ -4,12 +4,36 @@
 //!   reading's event time; malformed lines go to the `invalid` output with
 //!   the reason, instead of failing the job. A header line is skipped.
 //! * `format:LABEL`: `kv<string_utf8, double>` → `meter,window_start,LABEL,value`.
-use wasmbeam_guest::coders::{split_kv, Coder, Double, Kv, Utf8};
-use wasmbeam_guest::{DoFn, Element, Emitter, Error, Setup};
+//! * `alert:GAP_MS` (a stateful DoFn): `kv<string_utf8, double>` readings →
+//!   `meter,last_reading_time,no reading for Ns` once GAP_MS of processing
+//!   time passes without a reading from that meter. A value cell keeps the
+//!   latest reading's event time; each reading resets the meter's
+//!   processing-time timer.
+use wasmbeam_guest::coders::{split_kv, Coder, Double, Kv, Reader, Utf8, VarInt};
+use wasmbeam_guest::{Cell, DoFn, Element, Emitter, Error, Setup, Stateful, Timer, TimerFamily};
+
+/// Time of the meter's last reading (alert mode).
+const LAST: Cell = Cell(0);
+/// Fires GAP_MS of processing time after the last reading (alert mode).
+const SILENCE: TimerFamily = TimerFamily(0);
 
 enum Mode {
     Parse { invalid: u32 },
     Format(String),
+    Alert { gap: i64 },
+}
+
+/// The gap of an `alert:GAP_MS` config, or `None` for other modes.
+fn alert_gap(config: &str) -> Result<Option<i64>, Error> {
+    match config.strip_prefix("alert:") {
+        None => Ok(None),
+        Some(g) => g
+            .parse::<i64>()
+            .ok()
+            .filter(|g| *g > 0)
+            .map(Some)
+            .ok_or_else(|| Error::new(format!("config {config:?}: GAP_MS must be a positive integer"))),
+    }
 }
 
 struct Telemetry {
@@ -60,14 +84,24 @@ fn format_time(ms: i64) -> String {
 }
 
 impl DoFn for Telemetry {
+    fn describe(config: &[u8]) -> Result<Stateful, Error> {
+        let c = std::str::from_utf8(config).map_err(|e| Error::new(format!("config is not UTF-8: {e}")))?;
+        Ok(match alert_gap(c)? {
+            Some(_) => Stateful::new().value("last").processing_timer("silence"),
+            None => Stateful::new(),
+        })
+    }
+
     fn setup(s: &Setup) -> Result<Self, Error> {
         let c = s.config_str()?;
-        let mode = if c == "parse" {
+        let mode = if let Some(gap) = alert_gap(c)? {
+            Mode::Alert { gap }
+        } else if c == "parse" {
             Mode::Parse { invalid: s.output_index("invalid")? }
         } else if let Some(label) = c.strip_prefix("format:") {
             Mode::Format(label.to_string())
         } else {
-            return Err(Error::new(format!("unknown mode {c:?}: use parse or format:LABEL")));
+            return Err(Error::new(format!("unknown mode {c:?}: use parse, format:LABEL or alert:GAP_MS")));
         };
         Ok(Telemetry { mode })
     }
@@ -104,7 +138,32 @@ impl DoFn for Telemetry {
                 let start = e.windows().next().map(|w| w.start).unwrap_or(0);
                 out.emit(format!("{meter},{},{label},{v:.3}", format_time(start)).as_bytes());
             }
+            Mode::Alert { gap } => {
+                let st = e.state();
+                let latest = match st.get(LAST) {
+                    Some(b) => VarInt.decode_outer(&b)?.max(e.timestamp),
+                    None => e.timestamp,
+                };
+                let mut last = Vec::new();
+                VarInt.encode_outer(&latest, &mut last);
+                st.write(LAST, &last);
+                st.set_timer(SILENCE, st.now().saturating_add(*gap));
+            }
         }
+        Ok(())
+    }
+
+    fn on_timer(&mut self, t: &Timer<'_>, out: &mut Emitter<'_>) -> Result<(), Error> {
+        let Mode::Alert { gap } = self.mode else {
+            return Err(Error::new("a timer fired outside alert mode"));
+        };
+        let meter = Utf8.decode_nested(&mut Reader::new(t.key))?;
+        let st = t.state();
+        if let Some(last) = st.get(LAST) {
+            let last = VarInt.decode_outer(&last)?;
+            out.emit(format!("{meter},{},no reading for {}s", format_time(last), gap / 1000).as_bytes());
+        }
+        st.clear(LAST);
         Ok(())
     }
 }
