@@ -8,13 +8,14 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wasmbeam_proto::pipeline::v1 as pb;
 use wasmbeam_proto::urns::{
-    fixed_windows_payload, global_windows_payload, session_windows_payload,
-    sliding_windows_payload, standard_artifacts,
+    standard_artifacts,
     standard_p_transforms::{composites, primitives},
     standard_side_input_types,
 };
 use wasmbeam_proto::wasmbeam::v1 as ours;
 use wasmbeam_proto::wasmbeam_urns;
+
+use crate::windowing::{self, cfg_str, Windowing};
 
 /// A YAML pipeline that could not be built. The message names the file,
 /// and the transform or field at fault.
@@ -115,57 +116,6 @@ struct Builder<'a> {
     envs: HashMap<String, String>,
 }
 
-fn cfg_str(m: &serde_yaml::Mapping, key: &str) -> Option<String> {
-    match m.get(key)? {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Durations: integers are seconds; strings take ms, s, m, h or d suffixes.
-fn duration_ms(v: &serde_yaml::Value) -> Result<i64, String> {
-    match v {
-        serde_yaml::Value::Number(n) => n
-            .as_f64()
-            .map(|s| (s * 1000.0) as i64)
-            .ok_or_else(|| "not a number".into()),
-        serde_yaml::Value::String(s) => {
-            let s = s.trim();
-            let (num, unit) = s
-                .find(|c: char| c.is_alphabetic())
-                .map(|i| (&s[..i], &s[i..]))
-                .unwrap_or((s, "s"));
-            let n: f64 = num
-                .trim()
-                .parse()
-                .map_err(|_| format!("{s:?} is not a duration like 60s, 5m, 500ms"))?;
-            let mult = match unit {
-                "ms" => 1.0,
-                "s" => 1000.0,
-                "m" | "min" => 60_000.0,
-                "h" => 3_600_000.0,
-                "d" => 86_400_000.0,
-                u => {
-                    return Err(format!(
-                        "unknown duration unit {u:?} in {s:?} (use ms, s, m, h or d)"
-                    ))
-                }
-            };
-            Ok((n * mult) as i64)
-        }
-        _ => Err("a duration must be a number of seconds or a string like 60s".into()),
-    }
-}
-
-fn proto_duration(ms: i64) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
 impl<'a> Builder<'a> {
     fn fail(&self, message: impl Into<String>) -> YamlError {
         YamlError {
@@ -239,29 +189,22 @@ impl<'a> Builder<'a> {
             .unwrap_or("")
     }
 
-    fn windowing(
-        &mut self,
-        wf: pb::FunctionSpec,
-        merging: bool,
-        window_coder: &str,
-    ) -> Result<String, String> {
-        let wc = self.coder(window_coder)?;
+    fn windowing(&mut self, w: &Windowing) -> Result<String, String> {
+        let wc = self.coder(w.window_coder)?;
         let id = format!("w{}", self.c.windowing_strategies.len());
         self.c.windowing_strategies.insert(
             id.clone(),
             pb::WindowingStrategy {
-                window_fn: Some(wf),
-                merge_status: if merging { 2 } else { 1 },
+                window_fn: Some(w.window_fn.clone()),
+                merge_status: if w.merging { 2 } else { 1 },
                 window_coder_id: wc,
-                trigger: Some(pb::Trigger {
-                    trigger: Some(pb::trigger::Trigger::Default(pb::trigger::Default {})),
-                }),
-                accumulation_mode: 1,
+                trigger: Some(w.trigger.clone()),
+                accumulation_mode: if w.accumulating { 2 } else { 1 },
                 output_time: 1,
                 closing_behavior: 1,
-                allowed_lateness: 0,
+                allowed_lateness: w.allowed_lateness_ms,
                 on_time_behavior: 1,
-                assigns_to_one_window: !merging,
+                assigns_to_one_window: !w.merging,
                 environment_id: String::new(),
             },
         );
@@ -446,11 +389,7 @@ pub fn parse(
         coder_ids: HashMap::new(),
         envs: HashMap::new(),
     };
-    let global = pb::FunctionSpec {
-        urn: global_windows_payload::enum_::PROPERTIES.into(),
-        payload: vec![],
-    };
-    let global_ws = b.windowing(global, false, "global_window").map_err(fail)?;
+    let global_ws = b.windowing(&Windowing::global()).map_err(fail)?;
     let mut names = std::collections::HashSet::new();
     for (i, t) in doc.pipeline.transforms.iter().enumerate() {
         let name = t.name.clone().unwrap_or_else(|| format!("{}{}", t.kind, i));
@@ -687,33 +626,9 @@ pub fn parse(
                 need_inputs(1)?;
                 known_keys(&["windowing"])?;
                 let w = cfg.get("windowing").and_then(|v| v.as_mapping()).ok_or_else(|| bad("config.windowing {type, size, period, gap, offset} is required".into()))?;
-                let get = |k: &str| -> Result<i64, YamlError> {
-                    let v = w.get(k).ok_or_else(|| bad(format!("windowing.{k} is required")))?;
-                    duration_ms(v).map_err(|e| bad(format!("windowing.{k}: {e}")))
-                };
-                let offset = match w.get("offset") {
-                    Some(v) => duration_ms(v).map_err(|e| bad(format!("windowing.offset: {e}")))?,
-                    None => 0,
-                };
-                let off_ts = prost_types::Timestamp { seconds: offset.div_euclid(1000), nanos: (offset.rem_euclid(1000) * 1_000_000) as i32 };
-                let kind = cfg_str(w, "type").unwrap_or_default();
-                let (spec, merging, wcoder) = match kind.as_str() {
-                    "global" => (pb::FunctionSpec { urn: global_windows_payload::enum_::PROPERTIES.into(), payload: vec![] }, false, "global_window"),
-                    "fixed" => {
-                        let p = pb::FixedWindowsPayload { size: Some(proto_duration(get("size")?)), offset: Some(off_ts) };
-                        (pb::FunctionSpec { urn: fixed_windows_payload::enum_::PROPERTIES.into(), payload: p.encode_to_vec() }, false, "interval_window")
-                    }
-                    "sliding" => {
-                        let p = pb::SlidingWindowsPayload { size: Some(proto_duration(get("size")?)), period: Some(proto_duration(get("period")?)), offset: Some(off_ts) };
-                        (pb::FunctionSpec { urn: sliding_windows_payload::enum_::PROPERTIES.into(), payload: p.encode_to_vec() }, false, "interval_window")
-                    }
-                    "sessions" => {
-                        let p = pb::SessionWindowsPayload { gap_size: Some(proto_duration(get("gap")?)) };
-                        (pb::FunctionSpec { urn: session_windows_payload::enum_::PROPERTIES.into(), payload: p.encode_to_vec() }, true, "interval_window")
-                    }
-                    other => return Err(bad(format!("windowing.type {other:?} is not global, fixed, sliding or sessions"))),
-                };
-                let ws = b.windowing(spec.clone(), merging, wcoder).map_err(bad)?;
+                let w = windowing::parse(w).map_err(|e| bad(format!("config.{e}")))?;
+                let spec = w.window_fn.clone();
+                let ws = b.windowing(&w).map_err(bad)?;
                 let o = b.new_pc(&format!("{name}.out"), in_coder.clone(), ws);
                 let payload = pb::WindowIntoPayload { window_fn: Some(spec) }.encode_to_vec();
                 b.add(&name, primitives::ASSIGN_WINDOWS, payload, vec![("in".into(), ins[0].clone())], vec![("out".into(), o.clone())], String::new());

@@ -31,10 +31,13 @@
 //! are relative to the YAML file, and a directory is a guest source tree
 //! that the caller builds.
 //! `ReadFromText` takes `path` (a file, glob or list) and, to keep watching
-//! it for new files (an unbounded read), `watch_secs`.
+//! it for new files (an unbounded read), `watch_secs`. `WindowInto`'s
+//! `windowing` takes Beam YAML's keys plus, for streaming, `trigger`,
+//! `accumulation_mode` and `allowed_lateness` (see `windowing.rs`).
 
 #![warn(missing_docs)]
 
 mod build;
+mod windowing;
 
 pub use build::{parse, Built, GuestResolver, YamlError};
