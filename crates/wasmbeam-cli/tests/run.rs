@@ -510,16 +510,7 @@ fn a_streaming_run_writes_as_files_arrive_and_drains_on_sigint() {
     std::fs::write(inbox.join("second.part"), "gamma\n").unwrap();
     std::fs::rename(inbox.join("second.part"), inbox.join("second.txt")).unwrap();
     assert_eq!(written(3), ["alpha", "beta", "gamma"]);
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("draining"), "{err}");
+    common::drain_with_sigint(child);
     assert_eq!(
         written(3),
         ["alpha", "beta", "gamma"],

@@ -76,3 +76,18 @@ pub fn assert_nothing_left(out: &Path) {
         out.display()
     );
 }
+
+/// Ctrl-C a streaming `wasmbeam run`: it must drain (say so) and succeed.
+pub fn drain_with_sigint(child: std::process::Child) -> Output {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("draining"), "{err}");
+    o
+}
