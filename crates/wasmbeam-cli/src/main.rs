@@ -104,7 +104,8 @@ enum Command {
         #[arg(long)]
         bundle_deadline_secs: Option<u64>,
         /// The job's UDF memory budget in MiB: the linear memory of all its
-        /// WASM instances together plus the bundle outputs the host holds
+        /// WASM instances together, the bundle outputs the host holds and the
+        /// user state of stateful WASM DoFns
         /// (default 2048). Each instance is also capped at 256 MiB.
         #[arg(long)]
         memory_mb: Option<usize>,

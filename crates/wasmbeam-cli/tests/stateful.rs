@@ -54,3 +54,35 @@ fn a_config_that_describe_refuses_fails_before_any_data_flows() {
     assert!(err.contains("TTL_MS must be a positive integer"), "{err}");
     assert_nothing_left(&tmp.path().join("out"));
 }
+
+/// A stream's stateful DoFn whose user state outgrows the job's UDF memory
+/// budget (100,000 keys, 8 MiB) stops with the budget error, naming the
+/// transform and what the state needed, instead of growing without bound.
+#[test]
+fn user_state_past_the_memory_budget_stops_the_job_with_the_budget_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let events: String = (0..100_000).map(|i| format!("id{i},{i}\n")).collect();
+    std::fs::write(inbox.join("events.txt"), events).unwrap();
+    let y = dedup_yaml(tmp.path(), "dedup:60000", true);
+    // The same pipeline, watching the directory: one keyed run holds every key.
+    let text = std::fs::read_to_string(&y).unwrap().replace(
+        &format!(
+            "path: \"{}\" }}",
+            repo().join("examples/dedup/events.txt").display()
+        ),
+        &format!("path: \"{}/*.txt\", watch_secs: 0.1 }}", inbox.display()),
+    );
+    assert!(text.contains("watch_secs"), "{text}");
+    std::fs::write(&y, text).unwrap();
+    let o = wasmbeam(
+        &["run", y.to_str().unwrap(), "--memory-mb", "8"],
+        tmp.path(),
+    );
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("Dedup"), "{err}");
+    assert!(err.contains("for the user state of its keys"), "{err}");
+    assert!(err.contains("memory budget of 8 MiB"), "{err}");
+}

@@ -61,7 +61,8 @@ impl KeyedDoFnExec for WasmStatefulDoFn {
     fn open(&self) -> OpResult<Box<dyn KeyedRun>> {
         Ok(Box::new(WasmKeyedRun {
             pool: self.dofn.pool()?,
-            state: KeyedState::new(self.info.clone(), self.allowed_lateness),
+            state: KeyedState::new(self.info.clone(), self.allowed_lateness)
+                .with_budget(self.dofn.limits().job_memory.clone()),
             codec: self.codec.clone(),
             outputs: self.outputs,
             watermark: MIN_TIMESTAMP,

@@ -106,6 +106,11 @@ impl WasmDoFn {
             .ok_or_else(|| "the DoFn was used before it was prepared".to_string())
     }
 
+    /// The limits its instances run under.
+    pub(crate) fn limits(&self) -> &wasmbeam_wasm_host::Limits {
+        &self.spec.limits
+    }
+
     /// User metrics reported so far.
     pub fn take_metrics(&self) -> wasmbeam_wasm_host::UserMetrics {
         self.pool

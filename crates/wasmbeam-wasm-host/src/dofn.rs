@@ -276,6 +276,14 @@ impl DoFnInstance {
         };
         take_back(&mut self.sandbox, state);
         let out = out?.map_err(|e| self.sandbox.guest_error(e))?;
+        state.settle().map_err(|(bytes, cap)| UdfError::JobMemory {
+            name: self.sandbox.name.to_string(),
+            budget_bytes: cap,
+            wanted: format!(
+                "{} KiB for the user state of its keys (state does not spill to disk yet)",
+                bytes >> 10
+            ),
+        })?;
         self.checked(out, Some(input))
     }
 

@@ -68,7 +68,7 @@ pub enum UdfError {
     },
     /// The job's memory budget, shared by all its UDF instances and their
     /// bundle outputs, is used up.
-    #[error("UDF {name} was stopped: it needed {wanted}, but the job's memory budget of {} MiB (the linear memory of all its UDF instances plus the bundle outputs the host holds) is used up; raise it (--memory-mb, the wasmbeam_memory_mb option, the tenant's memory_mb quota) or run fewer workers", budget_bytes >> 20)]
+    #[error("UDF {name} was stopped: it needed {wanted}, but the job's memory budget of {} MiB (the linear memory of all its UDF instances, the bundle outputs the host holds and stateful DoFns' user state) is used up; raise it (--memory-mb, the wasmbeam_memory_mb option, the tenant's memory_mb quota) or run fewer workers", budget_bytes >> 20)]
     JobMemory {
         /// The component's name.
         name: String,

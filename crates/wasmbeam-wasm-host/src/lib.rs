@@ -59,7 +59,9 @@
 //!   [`DoFnInstance::on_window_expiration`]), together with the key and
 //!   window of every element or timer of that call; the `state` import
 //!   reads and writes it there. A state call on a wrong cell or outside
-//!   such a call traps with a message naming the cell.
+//!   such a call traps with a message naming the cell. The bytes a
+//!   `KeyedState` holds are reserved from the job's [`MemoryBudget`] after
+//!   each call (state does not spill yet).
 //!
 //! ## Data
 //!

@@ -138,8 +138,10 @@ struct Pending {
     hold: i64,
 }
 
-/// The state and timers of every key of one keyed run.
-#[derive(Debug, Clone)]
+/// The state and timers of every key of one keyed run. With a budget
+/// ([`KeyedState::with_budget`]) the bytes it holds are reserved from the
+/// job's memory budget after each call, and given back when it is dropped.
+#[derive(Debug)]
 pub struct KeyedState {
     info: Arc<DoFnInfo>,
     allowed_lateness: i64,
@@ -151,6 +153,9 @@ pub struct KeyedState {
     expiry: BTreeSet<(i64, Scope)>,
     /// Approximate bytes held.
     bytes: usize,
+    /// The job's budget, and how much of it this state holds.
+    budget: Option<crate::MemoryBudget>,
+    reserved: usize,
 }
 
 /// Bytes charged per scope, cell and timer besides their contents.
@@ -169,7 +174,32 @@ impl KeyedState {
             holds: BTreeMap::new(),
             expiry: BTreeSet::new(),
             bytes: 0,
+            budget: None,
+            reserved: 0,
         }
+    }
+
+    /// Charge what this state holds to `budget`.
+    pub fn with_budget(mut self, budget: Option<crate::MemoryBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Bring the reservation in line with the bytes held; when more does not
+    /// fit, `Err((bytes held, budget))`.
+    pub(crate) fn settle(&mut self) -> Result<(), (usize, usize)> {
+        let Some(b) = &self.budget else {
+            return Ok(());
+        };
+        if self.bytes > self.reserved {
+            if !b.try_reserve(self.bytes - self.reserved) {
+                return Err((self.bytes, b.cap()));
+            }
+        } else {
+            b.release(self.reserved - self.bytes);
+        }
+        self.reserved = self.bytes;
+        Ok(())
     }
 
     /// What the DoFn declared.
@@ -474,5 +504,13 @@ impl KeyedState {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for KeyedState {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.release(self.reserved);
+        }
     }
 }

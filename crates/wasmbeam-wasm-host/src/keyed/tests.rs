@@ -132,3 +132,23 @@ fn windows_expire_after_the_allowed_lateness() {
     assert_eq!(s.pending_timers(), 0, "its timers go with it");
     assert_eq!(s.take_expired(MAX_TIMESTAMP), vec![g]);
 }
+
+#[test]
+fn held_bytes_are_charged_to_the_budget_and_given_back() {
+    let budget = crate::MemoryBudget::new(4096);
+    let mut s = KeyedState::new(info(), 0).with_budget(Some(budget.clone()));
+    let a = scope(b"a", Window::GLOBAL);
+    s.add(1, &a, vec![7; 1000]).unwrap();
+    s.settle().unwrap();
+    let held = budget.used();
+    assert!(held >= 1000, "{held}");
+    s.add(1, &a, vec![7; 4000]).unwrap();
+    let (bytes, cap) = s.settle().unwrap_err();
+    assert!(bytes > 4096 && cap == 4096);
+    assert_eq!(budget.used(), held, "a refused growth reserves nothing");
+    s.clear(1, &a).unwrap();
+    s.settle().unwrap();
+    assert!(budget.used() < held, "a clear gives bytes back");
+    drop(s);
+    assert_eq!(budget.used(), 0, "dropping the state gives back the rest");
+}
